@@ -1,0 +1,65 @@
+"""The Flask application factory; gunicorn serves ``notifier.http.app:create_app()``."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+from flask import Flask, Response, g, request
+
+from notifier.http import cors, health, subscriptions
+from notifier.http.limits import init_limiter
+from notifier.http.problems import register_error_handlers
+from notifier.logs import bind, clear, configure_logging
+from notifier.runtime import Runtime
+from notifier.settings import Settings
+
+access_log = logging.getLogger("notifier.access")
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """Build the API. Tests pass a ``runtime`` bound to their database."""
+    runtime = runtime or Runtime.start(settings)
+    settings = runtime.settings
+    configure_logging(settings.log_level, settings.log_format)
+    app = Flask("notifier")
+    app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.webhook_max_bytes)
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["notifier"] = runtime
+    register_error_handlers(app)
+    init_limiter(app, settings)
+    cors.init_cors(app, settings.cors_origins)
+    app.register_blueprint(health.bp)
+    app.register_blueprint(subscriptions.bp)
+    _request_log(app)
+    return app
+
+
+def _request_log(app: Flask) -> None:
+    """One access line per request with its id, path template and status; never the body."""
+
+    @app.before_request
+    def _start() -> None:
+        clear()
+        g.started = time.perf_counter()
+        incoming = request.headers.get("X-Request-Id", "")
+        g.request_id = incoming if 0 < len(incoming) <= 64 else uuid.uuid4().hex
+        bind(request_id=g.request_id)
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        response.headers["X-Request-Id"] = g.get("request_id", "")
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        access_log.info(
+            "request",
+            extra={
+                "fields": {
+                    "method": request.method,
+                    "route": rule,
+                    "status": response.status_code,
+                    "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1e3, 2),
+                }
+            },
+        )
+        return response

@@ -1,0 +1,95 @@
+"""The readers' subscription API: thin adapters from JSON to :mod:`notifier.subscriptions`."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+from sqlalchemy import select
+
+from notifier import subscriptions as service
+from notifier.db import transaction
+from notifier.http.limits import limit, limiter
+from notifier.http.problems import Problem
+from notifier.http.requests import json_body
+from notifier.http.schemas import (
+    LookupRequest,
+    RotateTokenRequest,
+    SubscribeRequest,
+    UnsubscribeRequest,
+)
+from notifier.logs import bind, token_ref
+from notifier.models import Topic
+
+bp = Blueprint("subscriptions", __name__)
+
+
+def _sessions():  # type: ignore[no-untyped-def]
+    return current_app.extensions["notifier"].sessions
+
+
+def _unknown_topics(exc: service.UnknownTopics) -> Problem:
+    return Problem(
+        422, "Unknown topic", str(exc), unknown_topics=exc.slugs, type_="/problems/unknown-topic"
+    )
+
+
+@bp.post("/v1/subscriptions")
+@limiter.limit(lambda: limit("subscriptions"))
+def subscribe() -> tuple[Response, int]:
+    req = json_body(SubscribeRequest)
+    bind(device=token_ref(req.token))
+    try:
+        with transaction(_sessions()) as session:
+            profile, created = service.subscribe(
+                session,
+                token=req.token,
+                platform=req.platform,
+                topics=req.topics,
+                locale=req.locale,
+                timezone=req.timezone,
+            )
+    except service.UnknownTopics as exc:
+        raise _unknown_topics(exc) from None
+    return jsonify(profile.as_json()), 201 if created else 200
+
+
+@bp.delete("/v1/subscriptions")
+@limiter.limit(lambda: limit("subscriptions"))
+def unsubscribe() -> tuple[str, int]:
+    req = json_body(UnsubscribeRequest)
+    try:
+        with transaction(_sessions()) as session:
+            service.unsubscribe(session, token=req.token, topics=req.topics)
+    except service.UnknownTopics as exc:
+        raise _unknown_topics(exc) from None
+    return "", 204
+
+
+@bp.post("/v1/subscriptions/lookup")
+@limiter.limit(lambda: limit("lookup"))
+def lookup() -> Response:
+    req = json_body(LookupRequest)
+    with transaction(_sessions()) as session:
+        profile = service.lookup(session, req.token)
+    if profile is None:
+        raise Problem(404, "Not Found", "No subscription for this token.")
+    return jsonify(profile.as_json())
+
+
+@bp.put("/v1/subscriptions/token")
+@limiter.limit(lambda: limit("subscriptions"))
+def rotate_token() -> Response:
+    req = json_body(RotateTokenRequest)
+    with transaction(_sessions()) as session:
+        profile = service.rotate_token(session, old_token=req.old_token, new_token=req.new_token)
+    if profile is None:
+        raise Problem(404, "Not Found", "No subscription for the old token.")
+    return jsonify(profile.as_json())
+
+
+@bp.get("/v1/topics")
+def topics() -> Response:
+    with transaction(_sessions()) as session:
+        rows = session.execute(
+            select(Topic.slug, Topic.name).where(Topic.active.is_(True)).order_by(Topic.id)
+        ).all()
+    return jsonify({"topics": [{"slug": slug, "name": name} for slug, name in rows]})

@@ -1,0 +1,79 @@
+"""Plain values exchanged between the pipeline and the FCM sender (no Firebase, no database).
+
+The sender takes a :class:`PushAlert` and a batch of :class:`Target` devices and returns one typed
+outcome per device; the caller records them. Keeping these types free of firebase_admin lets the
+pipeline, the tests and the emulator share them without importing the SDK.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+Platform = Literal["android", "ios", "web"]
+PLATFORMS: tuple[Platform, ...] = ("android", "ios", "web")
+
+
+@dataclass(frozen=True, slots=True)
+class PushAlert:
+    """What every device of an alert is told. ``expires_at`` is timezone-aware UTC."""
+
+    alert_id: str
+    headline: str
+    url: str
+    expires_at: datetime
+    ttl_seconds: int
+    body: str | None = None
+    image_url: str | None = None
+    topics: tuple[str, ...] = ()
+    analytics_label: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """One device to send to. The token is a bearer secret: never log it."""
+
+    device_id: int
+    token: str
+    platform: Platform
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """FCM accepted the message; ``message_name`` is ``projects/.../messages/...``."""
+
+    device_id: int
+    message_name: str
+    kind: Literal["accepted"] = field(default="accepted", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Prune:
+    """The token is dead for good (UNREGISTERED, SENDER_ID_MISMATCH, invalid token)."""
+
+    device_id: int
+    reason: str
+    kind: Literal["prune"] = field(default="prune", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Retry:
+    """A transient failure; try again no sooner than ``retry_after`` seconds (when given)."""
+
+    device_id: int
+    reason: str
+    retry_after: float | None = None
+    kind: Literal["retry"] = field(default="retry", init=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Fatal:
+    """A failure that retrying cannot fix (auth to APNs/web push, payload errors, expired)."""
+
+    device_id: int
+    reason: str
+    kind: Literal["fatal"] = field(default="fatal", init=False)
+
+
+Outcome = Accepted | Prune | Retry | Fatal
