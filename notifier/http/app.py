@@ -9,7 +9,7 @@ import uuid
 from flask import Flask, Response, g, request
 
 from notifier.http import cors, health, subscriptions
-from notifier.http.limits import init_limiter
+from notifier.http.limits import LIMITED_ENDPOINTS, init_limiter
 from notifier.http.problems import register_error_handlers
 from notifier.logs import bind, clear, configure_logging
 from notifier.runtime import Runtime
@@ -28,10 +28,10 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["notifier"] = runtime
     register_error_handlers(app)
-    init_limiter(app, settings)
     cors.init_cors(app, settings.cors_origins)
     app.register_blueprint(health.bp)
     app.register_blueprint(subscriptions.bp)
+    init_limiter(app, settings, LIMITED_ENDPOINTS)
     _request_log(app)
     return app
 

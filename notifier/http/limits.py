@@ -1,4 +1,8 @@
-"""Per-client rate limits on the public endpoints (Redis-backed when configured)."""
+"""Per-client rate limits on the public endpoints (counters in Redis when configured).
+
+Each app gets its own Limiter so two apps in one process (tests, or an embedded server) never
+share in-memory counters; API processes share counts through Redis.
+"""
 
 from __future__ import annotations
 
@@ -8,26 +12,35 @@ from flask_limiter.util import get_remote_address
 
 from notifier.settings import Settings
 
-limiter = Limiter(key_func=get_remote_address, headers_enabled=True, strategy="moving-window")
+# endpoint -> scope in NOTIFIER_RATE_LIMITS
+LIMITED_ENDPOINTS = {
+    "subscriptions.subscribe": "subscriptions",
+    "subscriptions.unsubscribe": "subscriptions",
+    "subscriptions.rotate_token": "subscriptions",
+    "subscriptions.lookup": "lookup",
+}
 
 
-def init_limiter(app: Flask, settings: Settings) -> None:
-    """Share counters across API processes through Redis when there is one.
+def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> Limiter:
+    """Attach limits to ``endpoints`` (view name -> scope). Call after blueprints are registered.
 
-    Without Redis (embedded mode) each process counts alone, which is right for one machine.
+    Without Redis (embedded mode) each process counts alone, which is right for one machine. If
+    Redis is briefly unreachable, serving without limits beats failing every reader.
     """
-    app.config["RATELIMIT_STORAGE_URI"] = settings.redis_url or "memory://"
-    app.config["RATELIMIT_STORAGE_OPTIONS"] = {"socket_connect_timeout": 1, "socket_timeout": 1}
-    if not settings.redis_url:
-        app.config["RATELIMIT_STORAGE_OPTIONS"] = {}
-    # If Redis is briefly unreachable, serving without limits beats failing every reader.
-    app.config["RATELIMIT_SWALLOW_ERRORS"] = True
-    limiter.init_app(app)
-
-
-def limit(scope: str) -> str:
-    """The configured rate for ``scope``, looked up at request time from the app's settings."""
-    from flask import current_app
-
-    settings: Settings = current_app.extensions["notifier"].settings
-    return settings.rate_limits[scope]
+    limiter = Limiter(
+        key_func=get_remote_address,
+        app=app,
+        storage_uri=settings.redis_url or "memory://",
+        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
+        if settings.redis_url
+        else {},
+        strategy="moving-window",
+        headers_enabled=True,
+        swallow_errors=True,
+        key_prefix="notifier-limits",
+    )
+    for endpoint, scope in endpoints.items():
+        view = app.view_functions.get(endpoint)
+        if view is not None:
+            app.view_functions[endpoint] = limiter.limit(settings.rate_limits[scope])(view)
+    return limiter

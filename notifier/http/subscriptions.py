@@ -7,7 +7,6 @@ from sqlalchemy import select
 
 from notifier import subscriptions as service
 from notifier.db import transaction
-from notifier.http.limits import limit, limiter
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.http.schemas import (
@@ -33,7 +32,6 @@ def _unknown_topics(exc: service.UnknownTopics) -> Problem:
 
 
 @bp.post("/v1/subscriptions")
-@limiter.limit(lambda: limit("subscriptions"))
 def subscribe() -> tuple[Response, int]:
     req = json_body(SubscribeRequest)
     bind(device=token_ref(req.token))
@@ -53,7 +51,6 @@ def subscribe() -> tuple[Response, int]:
 
 
 @bp.delete("/v1/subscriptions")
-@limiter.limit(lambda: limit("subscriptions"))
 def unsubscribe() -> tuple[str, int]:
     req = json_body(UnsubscribeRequest)
     try:
@@ -65,7 +62,6 @@ def unsubscribe() -> tuple[str, int]:
 
 
 @bp.post("/v1/subscriptions/lookup")
-@limiter.limit(lambda: limit("lookup"))
 def lookup() -> Response:
     req = json_body(LookupRequest)
     with transaction(_sessions()) as session:
@@ -76,7 +72,6 @@ def lookup() -> Response:
 
 
 @bp.put("/v1/subscriptions/token")
-@limiter.limit(lambda: limit("subscriptions"))
 def rotate_token() -> Response:
     req = json_body(RotateTokenRequest)
     with transaction(_sessions()) as session:

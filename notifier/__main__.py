@@ -1,0 +1,5 @@
+"""``python -m notifier`` is the ``notifier`` command."""
+
+from notifier.cli import main
+
+main()

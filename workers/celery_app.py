@@ -1,0 +1,57 @@
+"""The Celery application: broker, queues and the reliability settings the promise rests on.
+
+Tasks carry ids only; the database is the source of truth, so every setting here favours "run
+again" over "lose": late acks, requeue on worker loss, prefetch of one.
+"""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Exchange, Queue
+
+from notifier.broker import VISIBILITY_TIMEOUT, transport_options
+from notifier.settings import Settings, load_settings
+
+# Queues in priority order: a worker started with `-Q breaking,planner,default` drains breaking
+# sends first. Separate queues, not Redis priorities (which Celery calls approximate at best).
+QUEUES = ("breaking", "planner", "default")
+SEND_TIME_LIMIT = 120
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or load_settings()
+    app = Celery("notifier", broker=settings.effective_broker_url)
+    exchange = Exchange("notifier", type="direct")
+    app.conf.update(
+        broker_transport_options=transport_options(settings),
+        broker_connection_retry_on_startup=True,
+        broker_connection_timeout=5,
+        task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
+        task_default_queue="default",
+        task_default_exchange="notifier",
+        task_default_routing_key="default",
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        task_acks_on_failure_or_timeout=True,
+        worker_prefetch_multiplier=1,
+        task_ignore_result=True,
+        result_backend=None,
+        task_time_limit=SEND_TIME_LIMIT + 30,
+        task_soft_time_limit=SEND_TIME_LIMIT,
+        # On SIGTERM (a deploy), give in-flight tasks time to finish, then requeue the rest.
+        worker_soft_shutdown_timeout=30.0,
+        worker_enable_soft_shutdown_on_idle=True,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    app.conf.visibility_timeout = VISIBILITY_TIMEOUT
+    app.conf.notifier_settings = settings
+    return app
+
+
+app = make_celery()
