@@ -76,8 +76,7 @@ def banner(settings: Settings, env: dict[str, str]) -> str:
             "",
             "Try it:",
             f"  curl -s -X POST {api}/v1/subscriptions -H 'Content-Type: application/json' \\",
-            "    -d '{\"token\": \"demo-device-0001\", \"platform\": \"android\", "
-            '"topics": ["israel"]}\'',
+            '    -d \'{"token": "demo-device-0001", "platform": "android", "topics": ["israel"]}\'',
             f"  curl -s {api}/v1/topics",
             "",
             "Ctrl-C stops everything.",
@@ -103,9 +102,12 @@ def run_dev(settings: Settings) -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         for name, args in CHILDREN.items():
-            procs[name] = subprocess.Popen([sys.executable, "-m", "notifier", *args], env=env)
+            command = [sys.executable, "-m", "notifier", *args]
+            procs[name] = subprocess.Popen(command, env=env)  # noqa: S603 (our own command)
             if name == "emulator":
-                _wait_until_up(f"http://127.0.0.1:{settings.emulator_port}/emulator/stats", procs[name])
+                _wait_until_up(
+                    f"http://127.0.0.1:{settings.emulator_port}/emulator/stats", procs[name]
+                )
             if name == "api" and not _wait_until_up(
                 f"http://{settings.host}:{settings.port}/livez", procs[name]
             ):
@@ -115,7 +117,9 @@ def run_dev(settings: Settings) -> None:
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:
-                    print(f"notifier: {name} exited with {proc.returncode}; stopping", file=sys.stderr)
+                    print(
+                        f"notifier: {name} exited with {proc.returncode}; stopping", file=sys.stderr
+                    )
                     sys.exit(1)
             time.sleep(0.5)
     except KeyboardInterrupt:

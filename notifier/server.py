@@ -10,7 +10,7 @@ from gunicorn.app.base import BaseApplication
 from notifier.settings import Settings
 
 
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
+class _Gunicorn(BaseApplication):
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self.settings = settings
         self.options = options

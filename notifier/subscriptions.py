@@ -88,7 +88,10 @@ def subscribe(
     insert_ignoring_conflicts(
         session,
         Subscription.__table__,
-        [{"topic_id": tid, "device_id": device.id, "created_at": now} for tid in topic_ids.values()],
+        [
+            {"topic_id": tid, "device_id": device.id, "created_at": now}
+            for tid in topic_ids.values()
+        ],
     )
     return profile(session, device), created
 

@@ -20,9 +20,7 @@ def test_live_even_without_dependencies(client) -> None:  # type: ignore[no-unty
 
 
 def test_not_ready_when_the_broker_is_unreachable(tmp_path: Path, db_url: str) -> None:
-    settings = make_settings(
-        tmp_path, database_url=db_url, broker_url="redis://127.0.0.1:1/0"
-    )
+    settings = make_settings(tmp_path, database_url=db_url, broker_url="redis://127.0.0.1:1/0")
     client = create_app(runtime=Runtime.start(settings)).test_client()
     response = client.get("/readyz")
     assert response.status_code == 503
@@ -31,6 +29,8 @@ def test_not_ready_when_the_broker_is_unreachable(tmp_path: Path, db_url: str) -
 
 
 def test_ready_with_redis_broker_and_redis(tmp_path: Path, db_url: str, redis_url: str) -> None:
-    settings = make_settings(tmp_path, database_url=db_url, broker_url=redis_url, redis_url=redis_url)
+    settings = make_settings(
+        tmp_path, database_url=db_url, broker_url=redis_url, redis_url=redis_url
+    )
     client = create_app(runtime=Runtime.start(settings)).test_client()
     assert client.get("/readyz").json["checks"] == {"database": "ok", "broker": "ok", "redis": "ok"}

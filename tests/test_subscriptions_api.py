@@ -115,7 +115,9 @@ def test_rotation_onto_an_already_registered_token_merges_topics(
 
 
 def test_rotation_of_unknown_token_is_404(client: FlaskClient) -> None:
-    response = client.put("/v1/subscriptions/token", json={"old_token": token(), "new_token": token()})
+    response = client.put(
+        "/v1/subscriptions/token", json={"old_token": token(), "new_token": token()}
+    )
     assert response.status_code == 404
 
 

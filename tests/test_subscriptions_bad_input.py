@@ -86,7 +86,9 @@ def test_a_json_array_body_is_422(client: FlaskClient) -> None:
 
 def test_oversized_body_is_413(client: FlaskClient) -> None:
     body = '{"token": "' + "a" * 2_000_000 + '"}'
-    assert_problem(client.post("/v1/subscriptions", data=body, content_type="application/json"), 413)
+    assert_problem(
+        client.post("/v1/subscriptions", data=body, content_type="application/json"), 413
+    )
 
 
 def test_unknown_route_is_404_problem(client: FlaskClient) -> None:
@@ -100,9 +102,7 @@ def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
 
 
 def test_a_flood_from_one_address_is_429_with_retry_after(tmp_path: Path, db_url: str) -> None:
-    settings = make_settings(
-        tmp_path, database_url=db_url, rate_limits="subscriptions=5/minute"
-    )
+    settings = make_settings(tmp_path, database_url=db_url, rate_limits="subscriptions=5/minute")
     client = create_app(runtime=Runtime.start(settings)).test_client()
     statuses = [client.post("/v1/subscriptions", json=subscription()).status_code for _ in range(7)]
     assert statuses[:5] == [201] * 5
@@ -117,7 +117,10 @@ def test_rate_limit_is_shared_through_redis(tmp_path: Path, db_url: str, redis_u
         tmp_path, database_url=db_url, redis_url=redis_url, rate_limits="subscriptions=4/minute"
     )
     runtime = Runtime.start(settings)
-    first, second = create_app(runtime=runtime).test_client(), create_app(runtime=runtime).test_client()
+    first, second = (
+        create_app(runtime=runtime).test_client(),
+        create_app(runtime=runtime).test_client(),
+    )
     statuses = [
         c.post("/v1/subscriptions", json=subscription()).status_code
         for c in (first, second, first, second, first, second)

@@ -58,7 +58,9 @@ def _request_log(app: Flask) -> None:
                     "method": request.method,
                     "route": rule,
                     "status": response.status_code,
-                    "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1e3, 2),
+                    "ms": round(
+                        (time.perf_counter() - g.get("started", time.perf_counter())) * 1e3, 2
+                    ),
                 }
             },
         )

@@ -42,5 +42,6 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
     for endpoint, scope in endpoints.items():
         view = app.view_functions.get(endpoint)
         if view is not None:
-            app.view_functions[endpoint] = limiter.limit(settings.rate_limits[scope])(view)
+            limited = limiter.limit(settings.rate_limits[scope])(view)
+            app.view_functions[endpoint] = limited  # type: ignore[assignment]
     return limiter

@@ -1,4 +1,4 @@
-"""Request shapes of the public subscription API. Unknown fields are rejected (no mass assignment)."""
+"""Request shapes of the reader API; unknown fields are rejected (no mass assignment)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,15 @@ MAX_TOPICS_PER_REQUEST = 100
 
 # FCM registration tokens are URL-safe base64 with ':' separators, ~150-250 characters.
 Token = Annotated[
-    str, StringConstraints(strict=True, min_length=8, max_length=1024, pattern=r"^[A-Za-z0-9_:.\-]+$")
+    str,
+    StringConstraints(strict=True, min_length=8, max_length=1024, pattern=r"^[A-Za-z0-9_:.\-]+$"),
 ]
 Slug = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
 Locale = Annotated[
     str,
-    StringConstraints(strict=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"),
+    StringConstraints(
+        strict=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
+    ),
 ]
 
 
