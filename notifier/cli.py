@@ -127,8 +127,10 @@ def dev() -> None:
 def _register_optional_groups() -> None:
     """Command groups that live in their own modules, to keep this one readable."""
     from notifier.cli_devices import devices
+    from notifier.cli_keys import keys
 
     main.add_command(devices)
+    main.add_command(keys)
 
 
 _register_optional_groups()

@@ -173,6 +173,7 @@ class Alert(Base):
     expires_at: Mapped[datetime] = mapped_column(UtcDateTime)
     planning_started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     planned_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    plan_progress_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     first_send_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     last_send_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
@@ -184,6 +185,7 @@ class Alert(Base):
     sent: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     pruned: Mapped[int] = mapped_column(Integer, default=0)
+    cancelled_count: Mapped[int] = mapped_column("cancelled", Integer, default=0)
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
@@ -204,6 +206,8 @@ class Batch(Base):
     size: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    lease_owner: Mapped[str | None] = mapped_column(String(36))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
@@ -274,3 +278,13 @@ class TestDevice(Base):
     device_id: Mapped[int] = mapped_column(
         BigId, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class Heartbeat(Base):
+    """When a periodic job (the sweeper, a worker) last ran, for the ops view and /metrics."""
+
+    __tablename__ = "heartbeats"
+
+    name: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+    detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)

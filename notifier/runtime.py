@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier import migrate
 from notifier.db import is_sqlite, make_engine, make_session_factory, transaction
+from notifier.outbox import Publisher, dispatch
 from notifier.settings import Settings, SettingsError, load_settings
 from notifier.topics import TopicSpec, load_catalogue, sync_topics
 
@@ -23,6 +24,7 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     catalogue: list[TopicSpec] = field(default_factory=list)
+    _publisher: Publisher | None = None
 
     @classmethod
     def start(cls, settings: Settings | None = None, *, prepare_database: bool = True) -> Runtime:
@@ -59,6 +61,24 @@ class Runtime:
         """Topics whose every article alerts: flagged in the catalogue or by settings."""
         flagged = {t.slug for t in self.catalogue if t.alerting}
         return frozenset(flagged | set(self.settings.alert_topics))
+
+    @property
+    def publisher(self) -> Publisher:
+        """Celery, built on first use so processes that never publish never connect."""
+        if self._publisher is None:
+            from workers.celery_app import make_celery
+            from workers.publish import CeleryPublisher
+
+            self._publisher = CeleryPublisher(make_celery(self.settings))
+        return self._publisher
+
+    @publisher.setter
+    def publisher(self, value: Publisher) -> None:
+        self._publisher = value
+
+    def dispatch_triggers(self, ids: list[int]) -> int:
+        """Publish triggers committed by this process (after the commit, never before)."""
+        return dispatch(self.sessions, self.publisher, ids) if ids else 0
 
     def close(self) -> None:
         self.engine.dispose()

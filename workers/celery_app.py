@@ -36,6 +36,10 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         result_backend=None,
+        task_routes={
+            "notifier.plan_alert": {"queue": "planner"},
+            "notifier.send_batch": {"queue": "breaking"},
+        },
         task_time_limit=SEND_TIME_LIMIT + 30,
         task_soft_time_limit=SEND_TIME_LIMIT,
         # On SIGTERM (a deploy), give in-flight tasks time to finish, then requeue the rest.
@@ -49,8 +53,22 @@ def make_celery(settings: Settings | None = None) -> Celery:
         timezone="UTC",
         enable_utc=True,
     )
-    app.conf.visibility_timeout = VISIBILITY_TIMEOUT
+    app.conf.beat_schedule = {
+        "sweep": {
+            "task": "notifier.sweep",
+            "schedule": settings.sweep_interval_seconds,
+            # A sweep older than its interval is superseded by the next one.
+            "options": {"queue": "default", "expires": settings.sweep_interval_seconds * 2},
+        },
+        "delete-stale-devices": {
+            "task": "notifier.delete_stale_devices",
+            "schedule": 3600.0,
+            "options": {"queue": "default", "expires": 3000},
+        },
+    }
+    app.conf.beat_max_loop_interval = min(5.0, settings.sweep_interval_seconds)
     app.conf.notifier_settings = settings
+    app.conf.imports = ["workers.tasks"]
     return app
 
 

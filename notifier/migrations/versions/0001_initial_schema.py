@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 01:35:37.431538
+Create Date: 2026-11-28 01:43:14.380049
 """
 
 from collections.abc import Sequence
@@ -70,6 +70,13 @@ def upgrade() -> None:
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_devices_last_seen_at"), ["last_seen_at"], unique=False)
 
+    op.create_table(
+        "heartbeats",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("detail", sa.JSON(), nullable=False),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_heartbeats")),
+    )
     op.create_table(
         "outbox",
         sa.Column(
@@ -144,6 +151,7 @@ def upgrade() -> None:
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("planning_started_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("planned_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("plan_progress_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("first_send_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("last_send_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
@@ -155,6 +163,7 @@ def upgrade() -> None:
         sa.Column("sent", sa.Integer(), nullable=False),
         sa.Column("failed", sa.Integer(), nullable=False),
         sa.Column("pruned", sa.Integer(), nullable=False),
+        sa.Column("cancelled", sa.Integer(), nullable=False),
         sa.Column("opens", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["article_id"],
@@ -233,6 +242,8 @@ def upgrade() -> None:
         sa.Column("size", sa.Integer(), nullable=False),
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.Column("attempts", sa.Integer(), nullable=False),
+        sa.Column("enqueued_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("lease_owner", sa.String(length=36), nullable=True),
         sa.Column("lease_expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
@@ -271,8 +282,6 @@ def upgrade() -> None:
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_deliveries_batch_id"), ["batch_id"], unique=False)
 
-    # ### end Alembic commands ###
-
 
 def downgrade() -> None:
 
@@ -303,6 +312,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_outbox_pending")
 
     op.drop_table("outbox")
+    op.drop_table("heartbeats")
     with op.batch_alter_table("devices", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_devices_last_seen_at"))
 

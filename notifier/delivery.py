@@ -1,0 +1,291 @@
+"""Sending one batch: lease it, send its pending devices, record every outcome, decide retries.
+
+Idempotent by construction, because Celery delivers at least once:
+- a batch already finished is not sent again when its message is redelivered;
+- a batch is leased (owner + expiry) before sending, so a duplicate message finds it taken; a
+  lease that expires (the worker died) can be taken over, which is the only way a device is sent
+  twice, and that duplicate collapses on the device (collapse key = the alert);
+- outcomes are recorded only by the lease owner, and only onto deliveries still pending, and the
+  counters move by exactly the rows changed, so the counts always add up.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.alerts import CANCELLED, LIVE, get_alert, to_push_alert
+from notifier.completion import expire_alert, finish_if_complete
+from notifier.models import Alert, Batch, Delivery, Device, utcnow
+from notifier.push import Outcome, PushAlert, Retry, Target
+from notifier.ratelimit import SendLimiter
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+
+
+class Sender(Protocol):
+    def send_batch(self, alert: PushAlert, targets: Sequence[Target]) -> list[Outcome]: ...
+
+
+@dataclass
+class BatchResult:
+    """What happened to a batch in one run; ``retry_in`` asks the caller to run it again later."""
+
+    batch_id: int
+    state: str  # "done" | "retry" | "skipped" | "cancelled" | "expired" | "lease_lost" | "not_due"
+    counts: dict[str, int] = field(default_factory=dict)
+    retry_in: float | None = None
+    rate_wait: float = 0.0
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than FCM's Retry-After."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempt - 1)))
+    return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
+
+
+def send_batch(
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    *,
+    sender: Sender,
+    limiter: SendLimiter,
+    lease_seconds: int,
+    max_attempts: int,
+) -> BatchResult:
+    owner = str(uuid.uuid4())
+    leased = _lease(sessions, batch_id, owner, lease_seconds)
+    if isinstance(leased, BatchResult):
+        return leased
+    push_alert, targets = leased
+    rate_wait = 0.0
+    outcomes: list[Outcome] = []
+    for start in range(0, len(targets), limiter.max_chunk):
+        chunk = targets[start : start + limiter.max_chunk]
+        rate_wait += limiter.acquire(len(chunk))
+        outcomes.extend(sender.send_batch(push_alert, chunk))
+    result = _record(sessions, batch_id, owner, outcomes, max_attempts)
+    result.rate_wait = rate_wait
+    return result
+
+
+def _lease(
+    sessions: sessionmaker[Session], batch_id: int, owner: str, lease_seconds: int
+) -> BatchResult | tuple[PushAlert, list[Target]]:
+    now = utcnow()
+    with sessions.begin() as session:
+        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+        if batch is None or batch.status in ("done", "cancelled"):
+            return BatchResult(batch_id, "skipped")
+        if batch.status == "sending" and batch.lease_expires_at and batch.lease_expires_at > now:
+            return BatchResult(batch_id, "skipped")  # a duplicate message; the owner is on it
+        if batch.status == "retry_wait" and batch.next_attempt_at and batch.next_attempt_at > now:
+            wait = (batch.next_attempt_at - now).total_seconds()
+            return BatchResult(batch_id, "not_due", retry_in=wait)
+        # Shared lock: many batches lease concurrently; cancel (exclusive) waits for us.
+        alert = session.scalar(select(Alert).where(Alert.id == batch.alert_id).with_for_update(read=True))
+        assert alert is not None
+        if alert.status == CANCELLED or alert.status not in LIVE:
+            _close_batch(session, batch, alert, now)
+            return BatchResult(batch_id, "cancelled")
+        if alert.expires_at <= now:
+            batch.status = "done"
+            return BatchResult(batch_id, "expired")  # the sweeper expires the alert itself
+        rows = session.execute(
+            select(Delivery.device_id, Device.token, Device.platform, Device.state)
+            .join(Device, Device.id == Delivery.device_id)
+            .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
+            .order_by(Delivery.device_id)
+        ).all()
+        targets = [Target(r.device_id, r.token, r.platform) for r in rows if r.state == "active"]
+        batch.status, batch.lease_owner = "sending", owner
+        batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        batch.attempts += 1
+        push_alert = to_push_alert(alert)
+    dead = [r.device_id for r in rows if r.state != "active"]
+    missing = _missing_devices(sessions, batch_id, {r.device_id for r in rows})
+    if dead or missing:
+        # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
+        _record_terminal(sessions, batch_id, owner, {"pruned": dead, "failed": missing})
+    return push_alert, targets
+
+
+def _missing_devices(sessions: sessionmaker[Session], batch_id: int, present: set[int]) -> list[int]:
+    """Pending deliveries whose device row is gone (the reader unsubscribed entirely)."""
+    with sessions() as session:
+        pending = session.scalars(
+            select(Delivery.device_id).where(
+                Delivery.batch_id == batch_id, Delivery.status == "pending"
+            )
+        ).all()
+    return [device_id for device_id in pending if device_id not in present]
+
+
+def _close_batch(session: Session, batch: Batch, alert: Alert, now: datetime) -> None:
+    """A batch of an alert that was cancelled or finished: its pending devices are cancelled."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
+        .values(status="cancelled", updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    changed: int = result.rowcount  # type: ignore[attr-defined]
+    if changed:
+        session.execute(
+            update(Alert)
+            .where(Alert.id == alert.id)
+            .values(cancelled_count=Alert.cancelled_count + changed)
+        )
+    batch.status, batch.finished_at = "cancelled", now
+
+
+def _record_terminal(
+    sessions: sessionmaker[Session], batch_id: int, owner: str, groups: dict[str, list[int]]
+) -> None:
+    with sessions.begin() as session:
+        batch = _owned_batch(session, batch_id, owner)
+        if batch is None:
+            return
+        alert = get_alert(session, batch.alert_id, for_update=True)
+        now = utcnow()
+        for status, ids in groups.items():
+            code = "device_gone" if status == "failed" else "already_pruned"
+            _move(session, alert, ids, status, code, now)
+
+
+def _owned_batch(session: Session, batch_id: int, owner: str) -> Batch | None:
+    batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+    if batch is None or batch.lease_owner != owner or batch.status != "sending":
+        return None
+    return batch
+
+
+def _move(
+    session: Session,
+    alert: Alert,
+    device_ids: Sequence[int],
+    status: str,
+    error_code: str | None,
+    now: datetime,
+) -> int:
+    """Move pending deliveries to a terminal status and the alert's counter by the rows moved."""
+    if not device_ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.alert_id == alert.id,
+            Delivery.device_id.in_(list(device_ids)),
+            Delivery.status == "pending",
+        )
+        .values(status=status, error_code=error_code, updated_at=now, attempts=Delivery.attempts + 1)
+        .execution_options(synchronize_session=False)
+    )
+    moved: int = result.rowcount  # type: ignore[attr-defined]
+    counter = {"sent": "sent", "failed": "failed", "pruned": "pruned", "cancelled": "cancelled_count"}
+    setattr(alert, counter[status], getattr(alert, counter[status]) + moved)
+    return moved
+
+
+def _record(
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    owner: str,
+    outcomes: list[Outcome],
+    max_attempts: int,
+) -> BatchResult:
+    now = utcnow()
+    with sessions.begin() as session:
+        batch = _owned_batch(session, batch_id, owner)
+        if batch is None:
+            return BatchResult(batch_id, "lease_lost")
+        alert = get_alert(session, batch.alert_id, for_update=True)
+        accepted = [o for o in outcomes if o.kind == "accepted"]
+        by_code: dict[tuple[str, str], list[int]] = defaultdict(list)
+        retries: list[Retry] = []
+        for outcome in outcomes:
+            if outcome.kind == "prune":
+                by_code[("pruned", outcome.reason)].append(outcome.device_id)
+            elif outcome.kind == "fatal":
+                by_code[("failed", outcome.reason)].append(outcome.device_id)
+            elif outcome.kind == "retry":
+                retries.append(outcome)
+        counts = {"sent": _move(session, alert, [o.device_id for o in accepted], "sent", None, now)}
+        if accepted:
+            session.execute(
+                update(Delivery),
+                [
+                    {"alert_id": alert.id, "device_id": o.device_id, "message_name": o.message_name}
+                    for o in accepted
+                ],
+            )
+            alert.first_send_at = alert.first_send_at or now
+            alert.last_send_at = now
+        for (status, code), ids in by_code.items():
+            counts[status] = counts.get(status, 0) + _move(session, alert, ids, status, code, now)
+            if status == "pruned":
+                session.execute(
+                    update(Device)
+                    .where(Device.id.in_(ids))
+                    .values(state="dead", dead_reason=code, dead_at=now)
+                )
+        result = BatchResult(batch_id, "done", counts)
+        retry_in = _schedule_retries(session, alert, batch, retries, max_attempts, now)
+        if retry_in is None:
+            batch.status, batch.finished_at, batch.lease_owner = "done", now, None
+        else:
+            result.state, result.retry_in = "retry", retry_in
+            counts["retry"] = len(retries)
+        if alert.expires_at <= now:
+            expire_alert(session, alert, now)
+        else:
+            finish_if_complete(session, alert, now)
+    return result
+
+
+def _schedule_retries(
+    session: Session,
+    alert: Alert,
+    batch: Batch,
+    retries: list[Retry],
+    max_attempts: int,
+    now: datetime,
+) -> float | None:
+    """Keep retryable devices pending for another attempt, or fail them when out of time."""
+    if not retries:
+        return None
+    ids = [r.device_id for r in retries]
+    session.execute(
+        update(Delivery)
+        .where(Delivery.alert_id == alert.id, Delivery.device_id.in_(ids))
+        .values(attempts=Delivery.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    delay = backoff(batch.attempts, max((r.retry_after or 0.0) for r in retries))
+    retry_at = now + timedelta(seconds=delay)
+    if batch.attempts >= max_attempts or retry_at >= alert.expires_at:
+        by_reason: dict[str, list[int]] = defaultdict(list)
+        for r in retries:
+            by_reason[f"{r.reason}:gave_up"[:64]].append(r.device_id)
+        for code, dev_ids in by_reason.items():
+            _move(session, alert, dev_ids, "failed", code, now)
+        return None
+    batch.status, batch.lease_owner, batch.lease_expires_at = "retry_wait", None, None
+    batch.next_attempt_at, batch.enqueued_at = retry_at, now
+    log.info(
+        "batch will retry",
+        extra={"fields": {"batch_id": batch.id, "devices": len(ids), "in_seconds": round(delay, 1)}},
+    )
+    return delay

@@ -1,0 +1,200 @@
+"""Editors' alert API: create (idempotently), list, inspect, cancel, send now."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Annotated, Literal
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import AnyHttpUrl, Field, StringConstraints
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from notifier import alerts as service
+from notifier.db import transaction
+from notifier.http.auth import current_principal, require_role
+from notifier.http.problems import Problem
+from notifier.http.requests import json_body
+from notifier.http.schemas import Slug, Strict
+from notifier.models import Alert
+from notifier.outbox import pending_trigger_ids
+from notifier.runtime import Runtime
+from notifier.subscriptions import UnknownTopics, resolve_topics
+
+bp = Blueprint("alerts", __name__)
+
+STATUSES = ("scheduled", "sending", "sent", "cancelled", "expired", "failed")
+
+
+class CreateAlertRequest(Strict):
+    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    body: Annotated[str, StringConstraints(max_length=1000)] | None = None
+    url: AnyHttpUrl
+    image_url: AnyHttpUrl | None = None
+    topics: Annotated[list[Slug], Field(min_length=1, max_length=50)]
+    hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
+    ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
+    priority: Literal["high", "normal"] = "high"
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["notifier"]
+    return runtime
+
+
+def _not_found() -> Problem:
+    return Problem(404, "Not Found", "No such alert.")
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (1 <= len(key) <= 200):
+        raise Problem(400, "Bad Idempotency-Key", "The Idempotency-Key must be 1-200 characters.")
+    return key
+
+
+@bp.post("/v1/alerts")
+@require_role("editor")
+def create() -> tuple[Response, int]:
+    req = json_body(CreateAlertRequest)
+    principal = current_principal()
+    key = _idempotency_key()
+    body_hash = hashlib.sha256(
+        json.dumps(req.model_dump(mode="json"), sort_keys=True).encode()
+    ).hexdigest()
+    runtime = _runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            existing = _by_idempotency_key(session, key, str(principal.key_id))
+            if existing is not None:
+                return _replay(existing, body_hash)
+            resolve_topics(session, req.topics)
+            draft = service.AlertDraft(
+                headline=req.headline,
+                body=req.body,
+                url=str(req.url),
+                image_url=str(req.image_url) if req.image_url else None,
+                topics=tuple(req.topics),
+                hold_seconds=req.hold_seconds,
+                ttl_seconds=req.ttl_seconds,
+                priority=req.priority,
+                source="editor",
+                created_by=str(principal.key_id),
+                idempotency_key=key,
+                request_hash=body_hash,
+            )
+            alert = service.create_alert(
+                session,
+                draft,
+                default_hold=runtime.settings.hold_seconds,
+                default_ttl=runtime.settings.default_ttl_seconds,
+            )
+            triggers = pending_trigger_ids(session, alert.id)
+            view = service.alert_view(alert)
+    except UnknownTopics as exc:
+        raise Problem(422, "Unknown topic", str(exc), unknown_topics=exc.slugs) from None
+    except IntegrityError:
+        # A concurrent request with the same Idempotency-Key won the race: answer as a replay.
+        with transaction(runtime.sessions) as session:
+            existing = _by_idempotency_key(session, key, str(principal.key_id))
+            if existing is None:
+                raise
+            return _replay(existing, body_hash)
+    runtime.dispatch_triggers(triggers)
+    return jsonify(view), 201
+
+
+def _by_idempotency_key(session: Session, key: str | None, owner: str) -> Alert | None:
+    if key is None:
+        return None
+    return session.scalar(
+        select(Alert).where(Alert.idempotency_key == key, Alert.created_by == owner)
+    )
+
+
+def _replay(alert: Alert, body_hash: str) -> tuple[Response, int]:
+    if alert.request_hash != body_hash:
+        raise Problem(
+            422,
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request body.",
+        )
+    response = jsonify(service.alert_view(alert))
+    response.headers["Idempotent-Replayed"] = "true"
+    return response, 201
+
+
+@bp.get("/v1/alerts")
+@require_role("editor", "ops")
+def list_alerts() -> Response:
+    status = request.args.get("status")
+    if status is not None and status not in STATUSES:
+        raise Problem(400, "Bad status filter", f"status must be one of {', '.join(STATUSES)}.")
+    try:
+        limit = min(200, max(1, int(request.args.get("limit", "50"))))
+    except ValueError:
+        raise Problem(400, "Bad limit", "limit must be a whole number.") from None
+    before = request.args.get("before")
+    with transaction(_runtime().sessions) as session:
+        query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit + 1)
+        if status:
+            query = query.where(Alert.status == status)
+        if before:
+            anchor = session.get(Alert, before)
+            if anchor is None:
+                raise Problem(400, "Bad cursor", "before must be the id of a listed alert.")
+            query = query.where(
+                (Alert.created_at < anchor.created_at)
+                | ((Alert.created_at == anchor.created_at) & (Alert.id < anchor.id))
+            )
+        rows = list(session.scalars(query))
+    page = rows[:limit]
+    return jsonify(
+        {
+            "alerts": [service.alert_view(a) for a in page],
+            "next": page[-1].id if len(rows) > limit else None,
+        }
+    )
+
+
+@bp.get("/v1/alerts/<alert_id>")
+@require_role("editor", "ops")
+def get(alert_id: str) -> Response:
+    with transaction(_runtime().sessions) as session:
+        alert = session.get(Alert, alert_id)
+        if alert is None:
+            raise _not_found()
+        return jsonify(service.alert_view(alert))
+
+
+@bp.post("/v1/alerts/<alert_id>/cancel")
+@require_role("editor")
+def cancel(alert_id: str) -> Response:
+    try:
+        with transaction(_runtime().sessions) as session:
+            alert = service.cancel_alert(session, alert_id)
+            view = service.alert_view(alert)
+    except service.AlertNotFound:
+        raise _not_found() from None
+    except service.AlertNotCancellable as exc:
+        raise Problem(409, "Alert already finished", str(exc)) from None
+    return jsonify(view)
+
+
+@bp.post("/v1/alerts/<alert_id>/send-now")
+@require_role("editor")
+def send_now(alert_id: str) -> Response:
+    runtime = _runtime()
+    try:
+        with transaction(runtime.sessions) as session:
+            alert = service.send_now(session, alert_id)
+            view = service.alert_view(alert)
+            triggers = pending_trigger_ids(session, alert.id)
+    except service.AlertNotFound:
+        raise _not_found() from None
+    except service.AlertNotCancellable as exc:
+        raise Problem(409, "Alert is not in its hold window", str(exc)) from None
+    runtime.dispatch_triggers(triggers)
+    return jsonify(view)

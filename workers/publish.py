@@ -1,0 +1,32 @@
+"""Publishing triggers to Celery by task name, so the API never imports the task code."""
+
+from __future__ import annotations
+
+from celery import Celery
+
+# trigger kind -> (task name, queue)
+ROUTES = {
+    "plan": ("notifier.plan_alert", "planner"),
+    "send": ("notifier.send_batch", "breaking"),
+}
+
+
+class CeleryPublisher:
+    """The :class:`notifier.outbox.Publisher` over a Celery app; messages carry ids only."""
+
+    def __init__(self, app: Celery) -> None:
+        self.app = app
+
+    def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
+        task, queue = ROUTES[kind]
+        arg: str | int = int(ref) if kind == "send" else ref
+        self.app.send_task(
+            task,
+            args=[arg],
+            queue=queue,
+            routing_key=queue,
+            countdown=countdown or None,
+            retry=True,
+            # Bounded retry: a down broker must not hang a webhook; the outbox keeps the trigger.
+            retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
+        )

@@ -1,0 +1,127 @@
+"""Celery tasks: thin adapters that load ids, call a service, and publish what comes next.
+
+Each worker process builds its runtime, FCM sender and rate limiter once, on first use after the
+fork, so connections and the sender's event loop are never shared across processes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import timedelta
+from typing import Any
+
+from celery.signals import worker_process_shutdown
+
+from notifier import delivery, planner, sweeper
+from notifier.logs import bind, clear
+from notifier.ratelimit import LocalTokenBucket, RedisTokenBucket, SendLimiter
+from notifier.runtime import Runtime
+from workers.celery_app import app
+from workers.publish import CeleryPublisher
+
+log = logging.getLogger(__name__)
+
+
+class _Process:
+    """Per-process singletons, rebuilt if the process was forked after they were made."""
+
+    pid: int | None = None
+    runtime: Runtime
+    sender: Any = None
+    limiter: SendLimiter
+
+    @classmethod
+    def get(cls) -> type[_Process]:
+        if cls.pid != os.getpid():
+            cls.runtime = Runtime.start(app.conf.notifier_settings, prepare_database=False)
+            cls.runtime.publisher = CeleryPublisher(app)
+            cls.sender = None
+            cls.limiter = _make_limiter(cls.runtime)
+            cls.pid = os.getpid()
+        return cls
+
+    @classmethod
+    def fcm(cls) -> Any:
+        if cls.sender is None:
+            from notifier.fcm_sender import FcmSender
+
+            cls.sender = FcmSender.from_settings(cls.runtime.settings)
+        return cls.sender
+
+
+def _make_limiter(runtime: Runtime) -> SendLimiter:
+    settings = runtime.settings
+    if settings.redis_url:
+        import redis
+
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        return RedisTokenBucket(client, settings.fcm_quota_per_minute)
+    return LocalTokenBucket(settings.fcm_quota_per_minute)
+
+
+@worker_process_shutdown.connect
+def _close_sender(**_: Any) -> None:
+    if _Process.sender is not None and _Process.pid == os.getpid():
+        _Process.sender.close()
+
+
+@app.task(name="notifier.plan_alert")
+def plan_alert(alert_id: str) -> dict[str, Any]:
+    """Page the alert's audience into batches, publishing each batch as soon as it commits."""
+    clear()
+    bind(alert_id=alert_id)
+    proc = _Process.get()
+    publisher = proc.runtime.publisher
+    result = planner.plan_slice(
+        proc.runtime.sessions,
+        alert_id,
+        on_batch=lambda batch_id: publisher.publish("send", str(batch_id)),
+    )
+    if result.continuation_trigger is not None:
+        proc.runtime.dispatch_triggers([result.continuation_trigger])
+    log.info(
+        "planned",
+        extra={"fields": {"state": result.state, "batches": len(result.batch_ids), "devices": result.devices}},
+    )
+    return {"state": result.state, "batches": len(result.batch_ids), "devices": result.devices}
+
+
+@app.task(name="notifier.send_batch")
+def send_batch(batch_id: int) -> dict[str, Any]:
+    """Send one batch; a retry is a fresh message with a countdown, for the devices that need it."""
+    clear()
+    bind(batch_id=str(batch_id))
+    proc = _Process.get()
+    settings = proc.runtime.settings
+    result = delivery.send_batch(
+        proc.runtime.sessions,
+        batch_id,
+        sender=proc.fcm(),
+        limiter=proc.limiter,
+        lease_seconds=settings.lease_seconds,
+        max_attempts=settings.max_send_attempts,
+    )
+    if result.retry_in is not None and result.retry_in <= 600:
+        proc.runtime.publisher.publish("send", str(batch_id), countdown=result.retry_in)
+    log.info("batch", extra={"fields": {"state": result.state, **result.counts}})
+    return {"state": result.state, "counts": result.counts}
+
+
+@app.task(name="notifier.sweep")
+def sweep() -> dict[str, int]:
+    proc = _Process.get()
+    settings = proc.runtime.settings
+    report = sweeper.sweep(
+        proc.runtime.sessions,
+        proc.runtime.publisher,
+        requeue_after=timedelta(seconds=settings.requeue_after_seconds),
+    )
+    return report.as_dict()
+
+
+@app.task(name="notifier.delete_stale_devices")
+def delete_stale_devices() -> int:
+    proc = _Process.get()
+    days = proc.runtime.settings.device_retention_days
+    return sweeper.delete_stale_devices(proc.runtime.sessions, older_than=timedelta(days=days))
