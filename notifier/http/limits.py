@@ -18,6 +18,7 @@ LIMITED_ENDPOINTS = {
     "subscriptions.unsubscribe": "subscriptions",
     "subscriptions.rotate_token": "subscriptions",
     "subscriptions.lookup": "lookup",
+    "events.receive": "events",
 }
 
 

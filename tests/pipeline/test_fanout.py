@@ -1,0 +1,82 @@
+"""An alert reaches every subscribed device exactly once, and its counts add up."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from sqlalchemy import select
+
+from notifier.models import Delivery, Device
+from tests.pipeline.conftest import Stack, subscribe, subscribe_many
+
+
+def counts_add_up(view: dict) -> bool:
+    c = view["counts"]
+    return c["audience"] == c["sent"] + c["failed"] + c["pruned"] + c["cancelled"] + c["pending"]
+
+
+def test_every_subscribed_device_gets_the_alert_exactly_once(stack: Stack) -> None:
+    israel = subscribe_many(stack, "isr", 700, ["israel"])
+    both = subscribe_many(stack, "both", 300, ["israel", "world"])
+    world = subscribe_many(stack, "wld", 200, ["world"])
+    sport = subscribe_many(stack, "spt", 50, ["sport"])
+    subscribe(stack, "gone-device-0001", ["israel"])
+    stack.client.delete("/v1/subscriptions", json={"token": "gone-device-0001"})
+    stack.start_worker()
+
+    created = stack.post_alert(topics=["israel", "world"], headline="Quake hits the north")
+    view = stack.wait_for_status(created["id"])
+
+    received = Counter(stack.emulator.tokens())
+    assert set(received) == set(israel + both + world)
+    assert set(received.values()) == {1}
+    assert not set(sport) & set(received)
+    assert view["status"] == "sent"
+    assert view["counts"] == {
+        "audience": 1200,
+        "sent": 1200,
+        "failed": 0,
+        "pruned": 0,
+        "cancelled": 0,
+        "pending": 0,
+    }
+    assert counts_add_up(view)
+    assert view["timings"]["first_send"] and view["timings"]["last_send"]
+
+
+def test_bad_tokens_are_pruned_and_never_sent_again(stack: Stack) -> None:
+    good = subscribe_many(stack, "good", 40, ["israel"])
+    for tok in ["unregistered-aaaa0001", "mismatch-bbbb0001", "invalid-cccc0001"]:
+        subscribe(stack, tok, ["israel"])
+    stack.start_worker()
+
+    first = stack.wait_for_status(stack.post_alert()["id"])
+    assert first["counts"]["sent"] == 40
+    assert first["counts"]["pruned"] == 3
+    with stack.runtime.sessions() as session:
+        dead = dict(
+            session.execute(
+                select(Device.token, Device.dead_reason).where(Device.state == "dead")
+            ).all()
+        )
+        reasons = Counter(
+            session.scalars(select(Delivery.error_code).where(Delivery.status == "pruned"))
+        )
+    assert dead == {
+        "unregistered-aaaa0001": "UNREGISTERED",
+        "mismatch-bbbb0001": "SENDER_ID_MISMATCH",
+        "invalid-cccc0001": "INVALID_ARGUMENT",
+    }
+    assert reasons == Counter({"UNREGISTERED": 1, "SENDER_ID_MISMATCH": 1, "INVALID_ARGUMENT": 1})
+
+    stack.emulator.reset()
+    second = stack.wait_for_status(stack.post_alert(headline="Second")["id"])
+    assert second["counts"]["audience"] == 40
+    assert sorted(stack.emulator.tokens()) == sorted(good)
+
+
+def test_an_alert_with_no_audience_is_sent_at_once(stack: Stack) -> None:
+    stack.start_worker()
+    view = stack.wait_for_status(stack.post_alert(topics=["culture"])["id"])
+    assert view["status"] == "sent"
+    assert view["counts"]["audience"] == 0
