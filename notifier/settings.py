@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     hold_seconds: int = Field(default=0, ge=0, le=86_400)
     default_ttl_seconds: int = Field(default=3600, ge=60, le=2_419_200)
     device_retention_days: int = Field(default=270, ge=1)
-    lease_seconds: int = Field(default=180, ge=10, le=600)
+    lease_seconds: int = Field(default=180, ge=2, le=600)
     requeue_after_seconds: int = Field(default=60, ge=1, le=3600)
     sweep_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
     max_send_attempts: int = Field(default=12, ge=1, le=100)
