@@ -95,7 +95,9 @@ def _lease(
             wait = (batch.next_attempt_at - now).total_seconds()
             return BatchResult(batch_id, "not_due", retry_in=wait)
         # Shared lock: many batches lease concurrently; cancel (exclusive) waits for us.
-        alert = session.scalar(select(Alert).where(Alert.id == batch.alert_id).with_for_update(read=True))
+        alert = session.scalar(
+            select(Alert).where(Alert.id == batch.alert_id).with_for_update(read=True)
+        )
         assert alert is not None
         if alert.status == CANCELLED or alert.status not in LIVE:
             _close_batch(session, batch, alert, now)
@@ -122,7 +124,9 @@ def _lease(
     return push_alert, targets
 
 
-def _missing_devices(sessions: sessionmaker[Session], batch_id: int, present: set[int]) -> list[int]:
+def _missing_devices(
+    sessions: sessionmaker[Session], batch_id: int, present: set[int]
+) -> list[int]:
     """Pending deliveries whose device row is gone (the reader unsubscribed entirely)."""
     with sessions() as session:
         pending = session.scalars(
@@ -190,11 +194,18 @@ def _move(
             Delivery.device_id.in_(list(device_ids)),
             Delivery.status == "pending",
         )
-        .values(status=status, error_code=error_code, updated_at=now, attempts=Delivery.attempts + 1)
+        .values(
+            status=status, error_code=error_code, updated_at=now, attempts=Delivery.attempts + 1
+        )
         .execution_options(synchronize_session=False)
     )
     moved: int = result.rowcount  # type: ignore[attr-defined]
-    counter = {"sent": "sent", "failed": "failed", "pruned": "pruned", "cancelled": "cancelled_count"}
+    counter = {
+        "sent": "sent",
+        "failed": "failed",
+        "pruned": "pruned",
+        "cancelled": "cancelled_count",
+    }
     setattr(alert, counter[status], getattr(alert, counter[status]) + moved)
     return moved
 
@@ -286,6 +297,8 @@ def _schedule_retries(
     batch.next_attempt_at, batch.enqueued_at = retry_at, now
     log.info(
         "batch will retry",
-        extra={"fields": {"batch_id": batch.id, "devices": len(ids), "in_seconds": round(delay, 1)}},
+        extra={
+            "fields": {"batch_id": batch.id, "devices": len(ids), "in_seconds": round(delay, 1)}
+        },
     )
     return delay

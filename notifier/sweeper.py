@@ -47,7 +47,7 @@ def sweep(
     report.alerts_expired = _expire(sessions, now)
     report.alerts_requeued = _requeue_alerts(sessions, publisher, now, requeue_after)
     report.batches_requeued = _requeue_batches(sessions, publisher, now, requeue_after)
-    beat(sessions, "sweeper", report.as_dict(), now)
+    beat(sessions, "sweeper", dict(report.as_dict()), now)
     return report
 
 
@@ -146,16 +146,14 @@ def delete_stale_devices(
             deleted += len(ids)
 
 
-def beat(
-    sessions: sessionmaker[Session], name: str, detail: dict[str, int], now: datetime
-) -> None:
+def beat(sessions: sessionmaker[Session], name: str, detail: dict[str, int], now: datetime) -> None:
     """Record that a periodic job ran (ops view: "sweeper last run")."""
     with sessions.begin() as session:
         row = session.get(Heartbeat, name)
         if row is None:
             session.add(Heartbeat(name=name, at=now, detail=detail))
         else:
-            row.at, row.detail = now, detail
+            row.at, row.detail = now, dict(detail)
 
 
 def oldest_pending_age(session: Session, now: datetime | None = None) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from notifier.broker import VISIBILITY_TIMEOUT, transport_options
+from notifier.broker import transport_options
 from notifier.settings import Settings, load_settings
 
 # Queues in priority order: a worker started with `-Q breaking,planner,default` drains breaking

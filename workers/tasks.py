@@ -55,7 +55,9 @@ def _make_limiter(runtime: Runtime) -> SendLimiter:
     if settings.redis_url:
         import redis
 
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        client = redis.Redis.from_url(
+            settings.redis_url, socket_timeout=5, socket_connect_timeout=5
+        )
         return RedisTokenBucket(client, settings.fcm_quota_per_minute)
     return LocalTokenBucket(settings.fcm_quota_per_minute)
 
@@ -82,7 +84,13 @@ def plan_alert(alert_id: str) -> dict[str, Any]:
         proc.runtime.dispatch_triggers([result.continuation_trigger])
     log.info(
         "planned",
-        extra={"fields": {"state": result.state, "batches": len(result.batch_ids), "devices": result.devices}},
+        extra={
+            "fields": {
+                "state": result.state,
+                "batches": len(result.batch_ids),
+                "devices": result.devices,
+            }
+        },
     )
     return {"state": result.state, "batches": len(result.batch_ids), "devices": result.devices}
 

@@ -189,7 +189,8 @@ class Stack:
                 self.sweep()
             time.sleep(0.2)
         raise AssertionError(
-            f"alert {alert_id} still {self.alert(alert_id)} after {timeout} s\n{self.worker_logs()[-4000:]}"
+            f"alert {alert_id} still {self.alert(alert_id)} after {timeout} s\n"
+            + self.worker_logs()[-4000:]
         )
 
     def alert_row(self, alert_id: str) -> Alert:
