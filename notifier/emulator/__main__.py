@@ -1,0 +1,24 @@
+"""``python -m notifier.emulator --port N``: the emulator without the rest of notifier's CLI."""
+
+from __future__ import annotations
+
+import argparse
+
+from notifier.emulator.server import run_emulator
+from notifier.emulator.state import DEFAULT_CAPACITY
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m notifier.emulator", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9099)
+    parser.add_argument("--project", default=None, help="serve only this project id")
+    parser.add_argument(
+        "--capacity", type=int, default=DEFAULT_CAPACITY, help="received messages kept"
+    )
+    args = parser.parse_args(argv)
+    run_emulator(args.host, args.port, args.project, args.capacity)
+
+
+if __name__ == "__main__":
+    main()

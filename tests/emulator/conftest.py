@@ -1,0 +1,69 @@
+"""Fixtures for the emulator's tests: one emulator process per session, reset after each test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from google.oauth2 import service_account
+
+from notifier.emulator import start_emulator_process, stop_emulator_process, write_service_account
+
+PROJECT = "emulator-tests"
+SCOPES = ["https://www.googleapis.com/auth/firebase.messaging"]
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[str]:
+    """Base URL of an emulator serving only ``PROJECT``."""
+    proc, base_url = start_emulator_process(project_id=PROJECT)
+    yield base_url
+    stop_emulator_process(proc)
+
+
+@pytest.fixture(autouse=True)
+def _reset_emulator(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "emulator" in request.fixturenames:
+        base_url = request.getfixturevalue("emulator")
+        requests.post(f"{base_url}/emulator/faults", json={}, timeout=5)
+        requests.delete(f"{base_url}/emulator/messages", timeout=5)
+
+
+@pytest.fixture(scope="session")
+def service_account_file(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_service_account(
+        tmp_path_factory.mktemp("sa") / "service-account.json",
+        project_id=PROJECT,
+        token_uri=f"{emulator}/token",
+    )
+
+
+@pytest.fixture(scope="session")
+def access_token(service_account_file: Path) -> str:
+    """An access token obtained through google-auth's real JWT-bearer flow."""
+    creds = service_account.Credentials.from_service_account_file(
+        str(service_account_file), scopes=SCOPES
+    )
+    import google.auth.transport.requests
+
+    creds.refresh(google.auth.transport.requests.Request())
+    return str(creds.token)
+
+
+@pytest.fixture
+def send(emulator: str, access_token: str) -> Callable[..., requests.Response]:
+    """POST a raw ``messages:send`` body, authenticated unless told otherwise."""
+
+    def _send(
+        body: Any, *, token: str | None = access_token, project: str = PROJECT
+    ) -> requests.Response:
+        headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
+        return requests.post(
+            f"{emulator}/v1/projects/{project}/messages:send", json=body, headers=headers, timeout=5
+        )
+
+    return _send
