@@ -28,6 +28,8 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             "processed_folder": str(base / "processed"),
             "store_processed": False,
             "control_folder": str(base / "control"),
+            # kombu polls the folder; its 1 s default would add up to a second to every hop.
+            "polling_interval": 0.1,
         }
     if settings.effective_broker_url.startswith(("redis://", "rediss://")):
         return {

@@ -22,7 +22,8 @@ from notifier.settings import Settings
 CHILDREN = {
     "emulator": ["fcm-emulator"],
     "api": ["api", "--workers", "2", "--threads", "8"],
-    "worker": ["worker", "--concurrency", "2", "--loglevel", "WARNING"],
+    # Threads, not prefork: one process on one machine, nothing to fork-protect on SQLite.
+    "worker": ["worker", "--pool", "threads", "--concurrency", "4", "--loglevel", "WARNING"],
     "beat": ["beat", "--loglevel", "WARNING"],
 }
 
@@ -90,6 +91,9 @@ def run_dev(settings: Settings) -> None:
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def stop_all(*_: object) -> None:
+        # A second Ctrl-C or SIGTERM must not cut the shutdown short and orphan a child.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         for proc in procs.values():
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

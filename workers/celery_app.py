@@ -44,7 +44,6 @@ def make_celery(settings: Settings | None = None) -> Celery:
         task_soft_time_limit=SEND_TIME_LIMIT,
         # On SIGTERM (a deploy), give in-flight tasks time to finish, then requeue the rest.
         worker_soft_shutdown_timeout=30.0,
-        worker_enable_soft_shutdown_on_idle=True,
         task_serializer="json",
         accept_content=["json"],
         worker_send_task_events=True,
