@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts import CANCELLED, LIVE, get_alert, to_push_alert
 from notifier.completion import expire_alert, finish_if_complete
+from notifier.counters import DELIVERY_LATENCY_BUCKETS, FCM_LATENCY_BUCKETS, Tally, add_minute
 from notifier.models import Alert, Batch, Delivery, Device, utcnow
 from notifier.push import Outcome, PushAlert, Retry, Target
 from notifier.ratelimit import SendLimiter
@@ -36,7 +37,13 @@ BACKOFF_CAP = 300.0
 
 
 class Sender(Protocol):
-    def send_batch(self, alert: PushAlert, targets: Sequence[Target]) -> list[Outcome]: ...
+    def send_batch(
+        self,
+        alert: PushAlert,
+        targets: Sequence[Target],
+        *,
+        latencies: list[float] | None = None,
+    ) -> list[Outcome]: ...
 
 
 @dataclass
@@ -70,15 +77,18 @@ def send_batch(
     if isinstance(leased, BatchResult):
         return leased
     push_alert, targets = leased
-    rate_wait = 0.0
+    tally = Tally()
     outcomes: list[Outcome] = []
+    latencies: list[float] = []
     for start in range(0, len(targets), limiter.max_chunk):
         chunk = targets[start : start + limiter.max_chunk]
-        rate_wait += limiter.acquire(len(chunk))
-        outcomes.extend(sender.send_batch(push_alert, chunk))
-    result = _record(sessions, batch_id, owner, outcomes, max_attempts)
-    result.rate_wait = rate_wait
-    return result
+        waited = limiter.acquire(len(chunk))
+        if waited > 0:
+            tally.add("notifier_rate_limit_waits_total")
+            tally.add("notifier_rate_limit_wait_seconds_total", waited)
+        outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
+    tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
+    return _record(sessions, batch_id, owner, outcomes, max_attempts, tally)
 
 
 def _lease(
@@ -216,6 +226,7 @@ def _record(
     owner: str,
     outcomes: list[Outcome],
     max_attempts: int,
+    tally: Tally,
 ) -> BatchResult:
     now = utcnow()
     with sessions.begin() as session:
@@ -253,7 +264,10 @@ def _record(
                     .values(state="dead", dead_reason=code, dead_at=now)
                 )
         result = BatchResult(batch_id, "done", counts)
-        retry_in = _schedule_retries(session, alert, batch, retries, max_attempts, now)
+        retry_in = _schedule_retries(session, alert, batch, retries, max_attempts, now, tally)
+        _count(tally, alert, counts, by_code, retries, now)
+        tally.flush(session)
+        add_minute(session, now, {**counts, "retried": len(retries) if retry_in else 0})
         if retry_in is None:
             batch.status, batch.finished_at, batch.lease_owner = "done", now, None
         else:
@@ -266,6 +280,30 @@ def _record(
     return result
 
 
+def _count(
+    tally: Tally,
+    alert: Alert,
+    counts: dict[str, int],
+    by_code: dict[tuple[str, str], list[int]],
+    retries: list[Retry],
+    now: datetime,
+) -> None:
+    """Metrics for one recorded batch: outcomes by FCM code, prunes, end-to-end latency."""
+    tally.add("notifier_sends_total", counts.get("sent", 0), outcome="accepted", code="")
+    for (status, code), ids in by_code.items():
+        outcome = "pruned" if status == "pruned" else "failed"
+        tally.add("notifier_sends_total", len(ids), outcome=outcome, code=code)
+        if status == "pruned":
+            tally.add("notifier_tokens_pruned_total", len(ids), reason=code)
+    for retry in retries:
+        tally.add("notifier_sends_total", outcome="retry", code=retry.reason)
+    if counts.get("sent") and alert.event_received_at is not None:
+        latency = (now - alert.event_received_at).total_seconds()
+        tally.observe(
+            "notifier_delivery_latency_seconds", [latency], DELIVERY_LATENCY_BUCKETS, counts["sent"]
+        )
+
+
 def _schedule_retries(
     session: Session,
     alert: Alert,
@@ -273,6 +311,7 @@ def _schedule_retries(
     retries: list[Retry],
     max_attempts: int,
     now: datetime,
+    tally: Tally,
 ) -> float | None:
     """Keep retryable devices pending for another attempt, or fail them when out of time."""
     if not retries:
@@ -291,7 +330,8 @@ def _schedule_retries(
         for r in retries:
             by_reason[f"{r.reason}:gave_up"[:64]].append(r.device_id)
         for code, dev_ids in by_reason.items():
-            _move(session, alert, dev_ids, "failed", code, now)
+            moved = _move(session, alert, dev_ids, "failed", code, now)
+            tally.add("notifier_sends_total", moved, outcome="failed", code=code.split(":")[0])
         return None
     batch.status, batch.lease_owner, batch.lease_expires_at = "retry_wait", None, None
     batch.next_attempt_at, batch.enqueued_at = retry_at, now

@@ -14,6 +14,7 @@ import asyncio
 import json
 import os
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -140,6 +141,7 @@ class _Reply(NamedTuple):
     status: int
     retry_after: str | None
     body: bytes
+    seconds: float = 0.0
 
 
 _NO_REPLY = _Reply(0, None, b"")
@@ -218,11 +220,18 @@ class FcmSender:
 
     # -- public API ----------------------------------------------------------------------------
 
-    def send_batch(self, alert: PushAlert, targets: Sequence[Target]) -> list[Outcome]:
+    def send_batch(
+        self,
+        alert: PushAlert,
+        targets: Sequence[Target],
+        *,
+        latencies: list[float] | None = None,
+    ) -> list[Outcome]:
         """Send ``alert`` to each target; one outcome per target, in the same order.
 
         An expired alert sends nothing and every target is ``Fatal("expired")``. Never raises for
-        what FCM or the network does; the caller records the outcomes.
+        what FCM or the network does; the caller records the outcomes. When ``latencies`` is
+        given, the seconds each answered request took are appended to it (for the metrics).
         """
         if len(targets) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} targets per batch, got {len(targets)}")
@@ -256,6 +265,8 @@ class FcmSender:
                 again = self._post_all([bodies[i] for i in stale], authorization)
                 for index, reply in zip(stale, again, strict=True):
                     replies[index] = reply
+        if latencies is not None:
+            latencies.extend(r.seconds for r in replies if isinstance(r, _Reply))
         return [
             self._outcome(target.device_id, reply)
             for target, reply in zip(targets, replies, strict=True)
@@ -329,10 +340,16 @@ class FcmSender:
     async def _post(
         self, session: aiohttp.ClientSession, body: bytes, headers: dict[str, str]
     ) -> _Reply | BaseException:
+        started = time.perf_counter()
         try:
             async with session.post(self._url, data=body, headers=headers) as response:
                 payload = await response.read()
-                return _Reply(response.status, response.headers.get("Retry-After"), payload)
+                return _Reply(
+                    response.status,
+                    response.headers.get("Retry-After"),
+                    payload,
+                    time.perf_counter() - started,
+                )
         except (TimeoutError, aiohttp.ClientError) as exc:
             return exc
 

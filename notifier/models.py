@@ -15,6 +15,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -288,3 +289,23 @@ class Heartbeat(Base):
     name: Mapped[str] = mapped_column(String(200), primary_key=True)
     at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     detail: Mapped[dict[str, object]] = mapped_column(JSON, default=dict)
+
+
+class Counter(Base):
+    """A monotonically growing metric, shared by every process (see :mod:`notifier.counters`)."""
+
+    __tablename__ = "counters"
+
+    metric: Mapped[str] = mapped_column(String(100), primary_key=True)
+    labels: Mapped[str] = mapped_column(String(300), primary_key=True, default="")
+    value: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SendMinute(Base):
+    """Device outcomes per minute, for the dashboard's throughput and error-rate charts."""
+
+    __tablename__ = "send_minutes"
+
+    minute: Mapped[datetime] = mapped_column(UtcDateTime, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

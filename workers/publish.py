@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import Celery
 
 # trigger kind -> (task name, queue)
@@ -26,6 +28,8 @@ class CeleryPublisher:
             queue=queue,
             routing_key=queue,
             countdown=countdown or None,
+            # Lets the ops view tell how long the oldest message has waited in its queue.
+            headers={"published_at": time.time()},
             retry=True,
             # Bounded retry: a down broker must not hang a webhook; the outbox keeps the trigger.
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},

@@ -8,7 +8,7 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from notifier.http import alerts, cors, events, health, subscriptions
+from notifier.http import alerts, cors, events, health, ops, subscriptions, widget
 from notifier.http.limits import LIMITED_ENDPOINTS, init_limiter
 from notifier.http.problems import register_error_handlers
 from notifier.logs import bind, clear, configure_logging
@@ -33,6 +33,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(ops.bp)
+    app.register_blueprint(widget.bp)
     init_limiter(app, settings, LIMITED_ENDPOINTS)
     _request_log(app)
     return app

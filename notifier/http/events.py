@@ -16,6 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from notifier.counters import Tally
 from notifier.db import transaction
 from notifier.events import IntakeResult, IntakeRules, ingest_event
 from notifier.http.problems import Problem, validation_problem
@@ -34,6 +35,25 @@ _READ_CHUNK = 64 * 1024
 @bp.post("/v1/events")
 def receive() -> tuple[Response, int]:
     runtime: Runtime = current_app.extensions["notifier"]
+    try:
+        return _receive(runtime)
+    except Problem as problem:
+        _count_rejection(runtime, problem.status)
+        raise
+
+
+def _count_rejection(runtime: Runtime, status: int) -> None:
+    """Count a refused delivery for /metrics; best effort, it must never mask the answer."""
+    tally = Tally()
+    tally.add("notifier_webhook_requests_total", result=f"rejected_{status}")
+    try:
+        with transaction(runtime.sessions) as session:
+            tally.flush(session)
+    except Exception:  # the database may be the reason for the refusal
+        log.debug("webhook rejection not counted", exc_info=True)
+
+
+def _receive(runtime: Runtime) -> tuple[Response, int]:
     settings = runtime.settings
     body = _read_body(settings.webhook_max_bytes)
     try:
@@ -114,7 +134,11 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
     )
     try:
         with transaction(runtime.sessions) as session:
-            return ingest_event(session, webhook_id=webhook_id, payload=payload, rules=rules)
+            result = ingest_event(session, webhook_id=webhook_id, payload=payload, rules=rules)
+            tally = Tally()
+            tally.add("notifier_webhook_requests_total", result=result.decision.value)
+            tally.flush(session)
+            return result
     except ValidationError as exc:
         raise validation_problem(exc) from None
     except (DBAPIError, PoolTimeout) as exc:

@@ -1,0 +1,121 @@
+"""Metrics that every process adds to and /metrics reads: counters and histograms in the database.
+
+Sends happen in workers on any machine and webhooks in any API process, so in-process Prometheus
+registries would each see a fraction. Counters live in one table instead, incremented in the same
+transaction as the work they count, so the numbers agree with the deliveries table exactly and
+survive restarts. Rows are upserted in sorted order so concurrent transactions never deadlock.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from notifier.models import Counter, SendMinute
+
+# Seconds. FCM answers in tens of milliseconds; a breaking alert should land within seconds.
+FCM_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+DELIVERY_LATENCY_BUCKETS = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 900.0)
+
+
+def label_string(labels: Mapping[str, str]) -> str:
+    """Canonical ``a="x",b="y"`` (sorted), the key of a labelled series."""
+    return ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+class Tally:
+    """Increments collected during a unit of work, written in one go by :meth:`flush`."""
+
+    def __init__(self) -> None:
+        self._values: dict[tuple[str, str], float] = defaultdict(float)
+
+    def add(self, metric: str, amount: float = 1.0, **labels: str) -> None:
+        if amount:
+            self._values[(metric, label_string(labels))] += amount
+
+    def observe(
+        self, metric: str, values: Iterable[float], buckets: tuple[float, ...], count: int = 1
+    ) -> None:
+        """Add each value (``count`` times) to a cumulative-bucket histogram."""
+        per_bucket: dict[int, int] = defaultdict(int)
+        total = 0.0
+        n = 0
+        for value in values:
+            per_bucket[bisect_left(buckets, value)] += count
+            total += value * count
+            n += count
+        if not n:
+            return
+        for index, hits in per_bucket.items():
+            # Store per-bucket (non-cumulative) counts; /metrics accumulates them when rendering.
+            bound = "+Inf" if index >= len(buckets) else repr(buckets[index])
+            self.add(f"{metric}_bucket", hits, le=bound)
+        self.add(f"{metric}_sum", total)
+        self.add(f"{metric}_count", n)
+
+    def flush(self, session: Session) -> None:
+        """Upsert every increment; call inside the transaction of the counted work."""
+        for (metric, labels), amount in sorted(self._values.items()):
+            _increment(session, metric, labels, amount)
+        self._values.clear()
+
+
+def _increment(session: Session, metric: str, labels: str, amount: float) -> None:
+    insert = _insert_for(session)
+    statement = insert(Counter).values(metric=metric, labels=labels, value=amount)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["metric", "labels"],
+            set_={"value": Counter.value + statement.excluded.value},
+        )
+    )
+
+
+def _insert_for(session: Session) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert
+
+
+def add_minute(session: Session, when: datetime, counts: Mapping[str, int]) -> None:
+    """Add outcome counts to the minute ``when`` falls in (dashboard charts)."""
+    minute = when.replace(second=0, microsecond=0)
+    insert = _insert_for(session)
+    for outcome, count in sorted(counts.items()):
+        if not count:
+            continue
+        statement = insert(SendMinute).values(minute=minute, outcome=outcome, count=count)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["minute", "outcome"],
+                set_={"count": SendMinute.count + statement.excluded.count},
+            )
+        )
+
+
+def read_counters(session: Session) -> list[tuple[str, str, float]]:
+    rows = session.execute(select(Counter.metric, Counter.labels, Counter.value)).all()
+    return [(m, labels, v) for m, labels, v in rows]
+
+
+def minutes_since(session: Session, since: datetime) -> list[tuple[datetime, str, int]]:
+    rows = session.execute(
+        select(SendMinute.minute, SendMinute.outcome, SendMinute.count)
+        .where(SendMinute.minute >= since)
+        .order_by(SendMinute.minute)
+    ).all()
+    return [(m, o, c) for m, o, c in rows]

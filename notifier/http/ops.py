@@ -1,0 +1,68 @@
+"""Ops endpoints: queue and worker visibility, throughput, and Prometheus /metrics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from notifier import ops
+from notifier.http.auth import require_role
+from notifier.http.problems import Problem
+from notifier.metrics import render
+from notifier.models import utcnow
+from notifier.queues import inspect_broker
+from notifier.runtime import Runtime
+
+bp = Blueprint("ops", __name__)
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["notifier"]
+    return runtime
+
+
+def _workers() -> list[dict[str, Any]]:
+    from workers.celery_app import make_celery
+    from workers.inspect import workers_seen
+
+    runtime = _runtime()
+    if runtime.settings.embedded_broker:
+        return []  # the filesystem transport has no broadcast channel to ask workers on
+    app = current_app.extensions.get("notifier_celery")
+    if app is None:
+        app = make_celery(runtime.settings)
+        current_app.extensions["notifier_celery"] = app
+    return workers_seen(app)
+
+
+@bp.get("/v1/ops/queues")
+@require_role("ops")
+def queues() -> Response:
+    with _runtime().sessions() as session:
+        return jsonify(ops.snapshot(session, _runtime().settings, _workers))
+
+
+@bp.get("/v1/ops/throughput")
+@require_role("ops", "editor")
+def throughput() -> Response:
+    try:
+        minutes = int(request.args.get("minutes", "60"))
+    except ValueError:
+        raise Problem(400, "Bad minutes", "minutes must be a whole number.") from None
+    if not 1 <= minutes <= 24 * 60:
+        raise Problem(400, "Bad minutes", "minutes must be between 1 and 1440.")
+    with _runtime().sessions() as session:
+        return jsonify({"minutes": ops.throughput(session, utcnow(), minutes)})
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    runtime = _runtime()
+    broker = inspect_broker(runtime.settings)
+    with runtime.sessions() as session:
+        body = render(session, broker, utcnow())
+    return Response(
+        body, mimetype=CONTENT_TYPE_LATEST.split(";")[0], content_type=CONTENT_TYPE_LATEST
+    )
