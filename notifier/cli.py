@@ -127,10 +127,14 @@ def dev() -> None:
 def _register_optional_groups() -> None:
     """Command groups that live in their own modules, to keep this one readable."""
     from notifier.cli_devices import devices
+    from notifier.cli_events import send_test_event
     from notifier.cli_keys import keys
+    from notifier.cli_status import status
 
     main.add_command(devices)
     main.add_command(keys)
+    main.add_command(status)
+    main.add_command(send_test_event)
 
 
 _register_optional_groups()

@@ -40,6 +40,32 @@ def dev_webhook_secret(data_dir: Path) -> str:
     return secret
 
 
+def dev_editor_key(settings: Settings) -> str:
+    """An editor key for local use, created once and kept under the data dir (0600).
+
+    Production keys are shown once and only their hash is stored; this convenience exists only
+    for ``notifier dev``, whose data dir is the developer's own.
+    """
+    from notifier.apikeys import authenticate, create_key
+    from notifier.db import transaction
+    from notifier.runtime import Runtime
+
+    path = settings.data_dir / "dev-editor-key"
+    runtime = Runtime.start(settings)
+    try:
+        with transaction(runtime.sessions) as session:
+            if path.is_file():
+                key = path.read_text().strip()
+                if authenticate(session, key) is not None:
+                    return key
+            key, _ = create_key(session, "admin", "notifier dev")
+    finally:
+        runtime.close()
+    path.write_text(key + "\n")
+    path.chmod(0o600)
+    return key
+
+
 def child_environment(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("NOTIFIER_DATA_DIR", str(settings.data_dir.resolve()))
@@ -61,7 +87,7 @@ def _wait_until_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 60.
     return False
 
 
-def banner(settings: Settings, env: dict[str, str]) -> str:
+def banner(settings: Settings, env: dict[str, str], key: str) -> str:
     api = f"http://{settings.host}:{settings.port}"
     inbox = f"http://127.0.0.1:{settings.emulator_port}/"
     secret = env.get("NOTIFIER_WEBHOOK_SECRETS", "").split(",")[0]
@@ -72,13 +98,19 @@ def banner(settings: Settings, env: dict[str, str]) -> str:
             f"  API             {api}",
             f"  FCM inbox       {inbox}",
             f"  health          {api}/readyz",
+            f"  console         {api}/console",
+            f"  dashboard       {api}/dashboard",
+            f"  demo article    {api}/demo",
+            f"  metrics         {api}/metrics",
             f"  data            {settings.data_dir.resolve()}",
             f"  webhook secret  {secret}",
+            f"  editor API key  {key}   (role admin: console, dashboard and API)",
             "",
             "Try it:",
             f"  curl -s -X POST {api}/v1/subscriptions -H 'Content-Type: application/json' \\",
             '    -d \'{"token": "demo-device-0001", "platform": "android", "topics": ["israel"]}\'',
-            f"  curl -s {api}/v1/topics",
+            "  .venv/bin/notifier send-test-event --topic israel --headline 'Sirens in the north'",
+            f"  open {inbox} to see it arrive;  .venv/bin/notifier status  for the queues",
             "",
             "Ctrl-C stops everything.",
             "",
@@ -88,6 +120,7 @@ def banner(settings: Settings, env: dict[str, str]) -> str:
 
 def run_dev(settings: Settings) -> None:
     env = child_environment(settings)
+    key = dev_editor_key(settings)
     procs: dict[str, subprocess.Popen[bytes]] = {}
 
     def stop_all(*_: object) -> None:
@@ -117,7 +150,7 @@ def run_dev(settings: Settings) -> None:
             ):
                 print("notifier: the API did not start; see the messages above", file=sys.stderr)
                 sys.exit(1)
-        print(banner(settings, env), flush=True)
+        print(banner(settings, env, key), flush=True)
         while True:
             for name, proc in procs.items():
                 if proc.poll() is not None:

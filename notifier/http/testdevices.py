@@ -1,0 +1,95 @@
+"""Editors register their own phones and browsers, then test-send an alert to them only."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, current_app, jsonify
+
+from notifier import testdevices as service
+from notifier.alerts import AlertNotFound, alert_view
+from notifier.db import transaction
+from notifier.http.auth import current_principal, require_role
+from notifier.http.problems import Problem
+from notifier.http.requests import json_body
+from notifier.http.schemas import Strict, Token
+from notifier.outbox import pending_trigger_ids
+from notifier.push import Platform
+from notifier.runtime import Runtime
+
+bp = Blueprint("testdevices", __name__)
+
+
+class TestDeviceRequest(Strict):
+    __test__ = False  # not a pytest class
+
+    token: Token
+    platform: Platform = "android"
+
+
+class RemoveTestDeviceRequest(Strict):
+    token: Token
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["notifier"]
+    return runtime
+
+
+@bp.post("/v1/test-devices")
+@require_role("editor")
+def add() -> tuple[Response, int]:
+    req = json_body(TestDeviceRequest)
+    try:
+        with transaction(_runtime().sessions) as session:
+            added = service.add_test_device(
+                session, current_principal().key_id, token=req.token, platform=req.platform
+            )
+            count = len(service.list_test_devices(session, current_principal().key_id))
+    except service.TooManyTestDevices as exc:
+        raise Problem(422, "Too many test devices", str(exc)) from None
+    return jsonify({"test_devices": count}), 201 if added else 200
+
+
+@bp.delete("/v1/test-devices")
+@require_role("editor")
+def remove() -> tuple[str, int]:
+    req = json_body(RemoveTestDeviceRequest)
+    with transaction(_runtime().sessions) as session:
+        service.remove_test_device(session, current_principal().key_id, token=req.token)
+    return "", 204
+
+
+@bp.get("/v1/test-devices")
+@require_role("editor")
+def list_() -> Response:
+    with transaction(_runtime().sessions) as session:
+        devices = service.list_test_devices(session, current_principal().key_id)
+        return jsonify(
+            {
+                "test_devices": [
+                    {"platform": d.platform, "state": d.state, "added": d.created_at.isoformat()}
+                    for d in devices
+                ]
+            }
+        )
+
+
+@bp.post("/v1/alerts/<alert_id>/test")
+@require_role("editor")
+def test_send(alert_id: str) -> tuple[Response, int]:
+    runtime = _runtime()
+    principal = current_principal()
+    try:
+        with transaction(runtime.sessions) as session:
+            if not service.list_test_devices(session, principal.key_id):
+                raise Problem(
+                    422, "No test devices", "Register one with POST /v1/test-devices first."
+                )
+            test = service.create_test_send(
+                session, alert_id, principal.key_id, ttl=runtime.settings.default_ttl_seconds
+            )
+            triggers = pending_trigger_ids(session, test.id)
+            view = alert_view(test)
+    except AlertNotFound:
+        raise Problem(404, "Not Found", "No such alert.") from None
+    runtime.dispatch_triggers(triggers)
+    return jsonify(view), 202
