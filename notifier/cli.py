@@ -45,11 +45,16 @@ def api(workers: int | None, threads: int) -> None:
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=None)
 @click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(queues: str, concurrency: int | None, pool: str, loglevel: str) -> None:
+@click.option("--hostname", "-n", default=None, help="node name, e.g. worker1@%h")
+def worker(
+    queues: str, concurrency: int | None, pool: str, loglevel: str, hostname: str | None
+) -> None:
     get_settings()
     from workers.celery_app import app as celery
 
     argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel, "-E"]
+    if hostname:
+        argv += ["--hostname", hostname]
     if concurrency:
         argv += ["--concurrency", str(concurrency)]
     celery.worker_main(argv)

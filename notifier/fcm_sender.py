@@ -272,6 +272,14 @@ class FcmSender:
             for target, reply in zip(targets, replies, strict=True)
         ]
 
+    def warm_up(self) -> None:
+        """Fetch an access token and open the event loop ahead of the first batch."""
+        self._authorization()
+        _LOOP.run(self._touch_session(), timeout=self._timeout)
+
+    async def _touch_session(self) -> None:
+        self._loop_session()
+
     def close(self) -> None:
         """Close the connection pool of this process (the loop thread stays for other senders)."""
         session, self._session = self._session, None

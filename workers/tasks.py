@@ -11,7 +11,7 @@ import os
 from datetime import timedelta
 from typing import Any
 
-from celery.signals import worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown
 
 from notifier import delivery, planner, sweeper
 from notifier.logs import bind, clear
@@ -60,6 +60,21 @@ def _make_limiter(runtime: Runtime) -> SendLimiter:
         )
         return RedisTokenBucket(client, settings.fcm_quota_per_minute)
     return LocalTokenBucket(settings.fcm_quota_per_minute)
+
+
+@worker_process_init.connect
+def _warm_up(**_: Any) -> None:
+    """Connect and fetch an FCM access token before the first alert, not during it.
+
+    The first device of a breaking alert should not wait for imports, TLS and OAuth.
+    """
+    try:
+        proc = _Process.get()
+        proc.fcm().warm_up()
+        with proc.runtime.engine.connect():
+            pass
+    except Exception:  # a cold start later is slower, not broken
+        log.warning("worker warm-up failed; continuing cold", exc_info=True)
 
 
 @worker_process_shutdown.connect

@@ -1,0 +1,304 @@
+"""End-to-end fan-out benchmark: one signed article event to N subscribed devices.
+
+Real parts only: PostgreSQL (a throwaway schema), Redis as broker and quota bucket, real Celery
+worker processes (`notifier worker`), the FCM emulator over HTTP. Prints devices/s, time to the
+first and the last device, the workers' peak memory, and, as the baseline from the same run, the
+rate of a bare aiohttp client against the same emulator.
+
+    .venv/bin/python bench/fanout.py                      # 100,000 devices, 2 workers x 1
+    .venv/bin/python bench/fanout.py --devices 20000 --workers 1 --concurrency 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import quote
+
+import aiohttp
+import redis
+from sqlalchemy import text
+
+from notifier import migrate
+from notifier.db import make_engine
+from notifier.devices_import import import_devices
+from notifier.emulator.launcher import start_emulator_process, stop_emulator_process
+from notifier.http.app import create_app
+from notifier.runtime import Runtime
+from notifier.settings import load_settings, normalise_database_url
+from notifier.webhooks import sign_webhook
+from workers.celery_app import make_celery
+from workers.publish import CeleryPublisher
+
+SECRET = "whsec_" + "YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB."""
+    total = 0
+    pids = [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pids.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
+async def bare_client_rate(base_url: str, count: int, concurrency: int = 100) -> float:
+    """Messages/s of a plain aiohttp client posting valid messages to the same emulator."""
+    token_request = urllib.request.Request(
+        f"{base_url}/token",
+        data=b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x.y.z",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    try:
+        with urllib.request.urlopen(token_request) as response:
+            access = json.load(response)["access_token"]
+    except OSError:
+        access = "bench"
+    url = f"{base_url}/v1/projects/notifier-bench/messages:send"
+    headers = {"Authorization": f"Bearer {access}", "Content-Type": "application/json"}
+    bodies = [
+        json.dumps(
+            {"message": {"token": f"bare-{i:07d}", "notification": {"title": "t", "body": "b"}}}
+        ).encode()
+        for i in range(count)
+    ]
+    pending = iter(bodies)
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            for body in pending:
+                async with session.post(url, data=body, headers=headers) as response:
+                    await response.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return count / (time.perf_counter() - started)
+
+
+def device_lines(n: int, topics: list[str]) -> list[bytes]:
+    lines = []
+    for i in range(n):
+        # Half the audience follows both topics: each must still get the alert exactly once.
+        follows = topics if i % 2 else topics[:1]
+        lines.append(
+            json.dumps(
+                {
+                    "token": f"bench-{i:07d}:APA91b{'x' * 120}",
+                    "platform": "android",
+                    "topics": follows,
+                }
+            ).encode()
+        )
+    return lines
+
+
+def arrival_window(base_url: str) -> tuple[float, float, int]:
+    """First and last arrival times and the count, paging through the emulator's messages."""
+    first, last, count, since = float("inf"), 0.0, 0, 0
+    while True:
+        url = f"{base_url}/emulator/messages?since={since}&limit=20000"
+        with urllib.request.urlopen(url, timeout=30) as response:
+            page = json.load(response)["messages"]
+        if not page:
+            return first, last, count
+        for message in page:
+            first = min(first, message["received_at"])
+            last = max(last, message["received_at"])
+            since = max(since, int(message["seq"]))
+        count += len(page)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    parser.add_argument("--concurrency", type=int, default=1, help="pool size of each worker")
+    parser.add_argument("--bare", type=int, default=20_000, help="requests for the bare client")
+    parser.add_argument(
+        "--database",
+        default=os.environ.get(
+            "NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+        ),
+    )
+    parser.add_argument(
+        "--redis", default=os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+    )
+    args = parser.parse_args()
+
+    schema = f"bench_{secrets.token_hex(4)}"
+    base = normalise_database_url(args.database)
+    admin = make_engine(base, pool_size=1, max_overflow=0)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    db_url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+    broker = args.redis.rsplit("/", 1)[0] + "/13"
+    emulator_proc, emulator_url = start_emulator_process(capacity=args.devices + 10_000)
+    tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env.update(
+        NOTIFIER_DATABASE_URL=db_url,
+        NOTIFIER_BROKER_URL=broker,
+        NOTIFIER_REDIS_URL=args.redis,
+        NOTIFIER_FCM_ENDPOINT=emulator_url,
+        NOTIFIER_FCM_PROJECT_ID="notifier-bench",
+        NOTIFIER_DATA_DIR=str(tmp),
+        NOTIFIER_WEBHOOK_SECRETS=SECRET,
+        NOTIFIER_LOG_LEVEL="WARNING",
+    )
+    workers: list[subprocess.Popen[bytes]] = []
+    try:
+        redis.Redis.from_url(broker).flushdb()
+        redis.Redis.from_url(args.redis).flushdb()
+        engine = make_engine(db_url)
+        migrate.upgrade(engine)
+        settings = load_settings({k: v for k, v in env.items() if k.startswith("NOTIFIER_")})
+        runtime = Runtime.start(settings)
+        runtime.publisher = CeleryPublisher(make_celery(settings))
+
+        log(f"subscribing {args.devices:,} devices (half of them to two topics)")
+        report = import_devices(engine, device_lines(args.devices, ["israel", "breaking"]))
+        log(f"  {report.imported:,} devices, {report.subscriptions_added:,} subscriptions")
+
+        log(f"bare aiohttp client: {args.bare:,} requests against the emulator")
+        bare = asyncio.run(bare_client_rate(emulator_url, args.bare))
+        log(f"  {bare:,.0f} messages/s")
+        urllib.request.urlopen(
+            urllib.request.Request(f"{emulator_url}/emulator/messages", method="DELETE")
+        )
+
+        log(f"starting {args.workers} worker process(es) x {args.concurrency}")
+        for i in range(args.workers):
+            workers.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "notifier",
+                        "worker",
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--loglevel",
+                        "WARNING",
+                        "-n",
+                        f"bench{i}@%h",
+                    ],
+                    env=env,
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(tmp / f"worker{i}.log", "wb"),  # noqa: SIM115
+                    start_new_session=True,
+                )
+            )
+        time.sleep(4)  # let the workers connect and warm up before the clock starts
+        baseline_rss = sum(rss_kib(w.pid) for w in workers)
+
+        client = create_app(runtime=runtime).test_client()
+        body = json.dumps(
+            {
+                "type": "article.published",
+                "data": {
+                    "id": "bench-article",
+                    "url": "https://news.example/bench",
+                    "headline": "Benchmark: breaking",
+                    "topics": ["israel", "breaking"],
+                    "breaking": True,
+                },
+            }
+        ).encode()
+        ts = int(time.time())
+        started = time.time()
+        response = client.post(
+            "/v1/events",
+            data=body,
+            content_type="application/json",
+            headers={
+                "webhook-id": "msg_bench",
+                "webhook-timestamp": str(ts),
+                "webhook-signature": sign_webhook(SECRET, "msg_bench", ts, body),
+            },
+        )
+        assert response.status_code == 202, response.json
+        alert_id = response.json["alert"]["id"]
+        log(
+            f"event accepted (202) in {(time.time() - started) * 1000:.0f} ms; alert {alert_id[:8]}"
+        )
+
+        peak_rss = baseline_rss
+        deadline = time.time() + 1800
+        last_print = 0.0
+        while time.time() < deadline:
+            dead = [w for w in workers if w.poll() is not None]
+            if dead:
+                raise SystemExit(f"a worker exited ({dead[0].returncode}); see {tmp}/worker*.log")
+            peak_rss = max(peak_rss, sum(rss_kib(w.pid) for w in workers))
+            with runtime.sessions() as session:
+                from notifier.models import Alert
+
+                alert = session.get(Alert, alert_id)
+                assert alert is not None
+                done = alert.sent + alert.failed + alert.pruned
+                status = alert.status
+            if time.time() - last_print > 2:
+                rate = done / max(time.time() - started, 1e-9)
+                log(f"  {status:8} {done:>9,}/{args.devices:,} devices  {rate:,.0f}/s")
+                last_print = time.time()
+            if status not in ("scheduled", "sending"):
+                break
+            time.sleep(0.2)
+        first, last, received = arrival_window(emulator_url)
+        elapsed = last - started
+        rate = received / elapsed if elapsed > 0 else 0.0
+        print()
+        print(f"devices                 {args.devices:,} (received {received:,}, status {status})")
+        print(f"time to first device    {first - started:.3f} s")
+        print(f"time to last device     {elapsed:.2f} s")
+        print(f"devices/s               {rate:,.0f}")
+        print(f"bare client messages/s  {bare:,.0f}  (same emulator, same run)")
+        print(f"ratio to bare client    {rate / bare:.2f}")
+        print(
+            f"worker peak RSS         {peak_rss / 1024:.0f} MiB total for {args.workers} worker(s) "
+            f"(idle {baseline_rss / 1024:.0f} MiB)"
+        )
+        runtime.close()
+        engine.dispose()
+        return 0 if received == args.devices else 1
+    finally:
+        for worker in workers:
+            try:
+                os.killpg(worker.pid, signal.SIGTERM)
+                worker.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                os.killpg(worker.pid, signal.SIGKILL)
+        stop_emulator_process(emulator_proc)
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
