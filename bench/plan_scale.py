@@ -159,7 +159,7 @@ def main() -> int:
         print(f"audience read, OFFSET, last 20 pages    {ms(offset_last)}   (baseline)")
         print(
             f"peak RSS after planning    {rss_planning:.0f} MiB "
-            f"(after the import, before planning: {rss_before:.0f} MiB)")"
+            f"(after the import, before planning: {rss_before:.0f} MiB)"
         )
         engine.dispose()
         return 0
