@@ -1,0 +1,147 @@
+"""/readyz flips to 503 when the PostgreSQL or the Redis it depends on stops, and back.
+
+These tests start a PostgreSQL cluster and a Redis server of their own (on free ports) so they
+can stop them without disturbing the shared services the rest of the suite uses.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from notifier import migrate
+from notifier.db import make_engine
+from notifier.http.app import create_app
+from notifier.runtime import Runtime
+from tests.conftest import make_settings, service_unavailable
+from tests.support import free_port
+
+
+def _pg_bin(name: str) -> str | None:
+    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    return found[-1] if found else shutil.which(name)
+
+
+class ThrowawayPostgres:
+    def __init__(self, root: Path) -> None:
+        self.data = root / "pgdata"
+        self.port = free_port()
+        self.run_as = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _ctl(self, *args: str) -> None:
+        ctl = _pg_bin("pg_ctl")
+        assert ctl
+        subprocess.run(
+            [*self.run_as, ctl, "-D", str(self.data), "-w", *args], check=True, capture_output=True
+        )
+
+    def init(self) -> None:
+        initdb = _pg_bin("initdb")
+        if initdb is None:
+            service_unavailable("PostgreSQL server binaries", "initdb not found")
+        if self.run_as:
+            shutil.chown(self.data.parent, "postgres")
+        subprocess.run(
+            [
+                *self.run_as,
+                initdb,
+                "-D",
+                str(self.data),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+            ],
+            check=True,
+            capture_output=True,
+        )
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.data} -c listen_addresses=127.0.0.1 -c fsync=off"
+        self._ctl("-o", options, "-l", str(self.data / "log"), "start")
+
+    def stop(self) -> None:
+        self._ctl("-m", "fast", "stop")
+
+
+@pytest.fixture
+def postgres() -> Iterator[ThrowawayPostgres]:
+    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
+    root = Path(tempfile.mkdtemp(prefix="notifier-readyz-pg-"))
+    server = ThrowawayPostgres(root)
+    try:
+        server.init()
+        server.start()
+        yield server
+        try:
+            server.stop()
+        except subprocess.CalledProcessError:
+            pass  # already stopped by the test
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        service_unavailable("redis-server", "not installed")
+    port = free_port()
+    proc = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(50):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.1)
+    yield proc, url
+    proc.kill()
+    proc.wait()
+
+
+def test_readiness_follows_postgres_and_redis(
+    tmp_path: Path, postgres: ThrowawayPostgres, redis_server: tuple[subprocess.Popen[bytes], str]
+) -> None:
+    proc, redis_url = redis_server
+    engine = make_engine(postgres.url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    settings = make_settings(
+        tmp_path, database_url=postgres.url, broker_url=redis_url, redis_url=redis_url
+    )
+    client = create_app(runtime=Runtime.start(settings)).test_client()
+    assert client.get("/readyz").status_code == 200
+
+    postgres.stop()
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json["checks"]["database"].startswith("unreachable")
+    assert client.get("/livez").status_code == 200
+
+    postgres.start()
+    assert client.get("/readyz").status_code == 200
+
+    proc.kill()
+    proc.wait()
+    down = client.get("/readyz")
+    assert down.status_code == 503
+    assert down.json["checks"]["broker"].startswith("unreachable")
+    assert down.json["checks"]["redis"].startswith("unreachable")
