@@ -6,6 +6,7 @@ can stop them without disturbing the shared services the rest of the suite uses.
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import shutil
@@ -87,10 +88,8 @@ def postgres() -> Iterator[ThrowawayPostgres]:
         server.init()
         server.start()
         yield server
-        try:
+        with contextlib.suppress(subprocess.CalledProcessError):  # stopped by the test already
             server.stop()
-        except subprocess.CalledProcessError:
-            pass  # already stopped by the test
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
