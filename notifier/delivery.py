@@ -20,14 +20,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import BigInteger, String, column, select, update, values
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts import CANCELLED, LIVE, get_alert, to_push_alert
 from notifier.completion import expire_alert, finish_if_complete
 from notifier.counters import DELIVERY_LATENCY_BUCKETS, FCM_LATENCY_BUCKETS, Tally, add_minute
 from notifier.models import Alert, Batch, Delivery, Device, utcnow
-from notifier.push import Outcome, PushAlert, Retry, Target
+from notifier.push import Accepted, Outcome, PushAlert, Retry, Target
 from notifier.ratelimit import SendLimiter
 
 log = logging.getLogger(__name__)
@@ -220,6 +220,47 @@ def _move(
     return moved
 
 
+def _accept(session: Session, alert: Alert, accepted: list[Accepted], now: datetime) -> int:
+    """Mark accepted devices sent, with FCM's message name; returns the rows moved.
+
+    PostgreSQL does it in one UPDATE ... FROM (VALUES ...); SQLite (no column aliases on VALUES)
+    moves the rows, then stores the names by primary key.
+    """
+    if not accepted:
+        return 0
+    if session.get_bind().dialect.name != "postgresql":
+        moved = _move(session, alert, [o.device_id for o in accepted], "sent", None, now)
+        session.execute(
+            update(Delivery),
+            [
+                {"alert_id": alert.id, "device_id": o.device_id, "message_name": o.message_name}
+                for o in accepted
+            ],
+        )
+        return moved
+    names = values(column("device_id", BigInteger), column("name", String), name="accepted").data(
+        [(o.device_id, o.message_name) for o in accepted]
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.alert_id == alert.id,
+            Delivery.device_id == names.c.device_id,
+            Delivery.status == "pending",
+        )
+        .values(
+            status="sent",
+            message_name=names.c.name,
+            updated_at=now,
+            attempts=Delivery.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    sent: int = result.rowcount  # type: ignore[attr-defined]
+    alert.sent += sent
+    return sent
+
+
 def _record(
     sessions: sessionmaker[Session],
     batch_id: int,
@@ -234,7 +275,7 @@ def _record(
         if batch is None:
             return BatchResult(batch_id, "lease_lost")
         alert = get_alert(session, batch.alert_id, for_update=True)
-        accepted = [o for o in outcomes if o.kind == "accepted"]
+        accepted = [o for o in outcomes if isinstance(o, Accepted)]
         by_code: dict[tuple[str, str], list[int]] = defaultdict(list)
         retries: list[Retry] = []
         for outcome in outcomes:
@@ -244,15 +285,8 @@ def _record(
                 by_code[("failed", outcome.reason)].append(outcome.device_id)
             elif outcome.kind == "retry":
                 retries.append(outcome)
-        counts = {"sent": _move(session, alert, [o.device_id for o in accepted], "sent", None, now)}
+        counts = {"sent": _accept(session, alert, accepted, now)}
         if accepted:
-            session.execute(
-                update(Delivery),
-                [
-                    {"alert_id": alert.id, "device_id": o.device_id, "message_name": o.message_name}
-                    for o in accepted
-                ],
-            )
             alert.first_send_at = alert.first_send_at or now
             alert.last_send_at = now
         for (status, code), ids in by_code.items():

@@ -42,6 +42,10 @@ def test_every_subscribed_device_gets_the_alert_exactly_once(stack: Stack) -> No
     }
     assert counts_add_up(view)
     assert view["timings"]["first_send"] and view["timings"]["last_send"]
+    with stack.runtime.sessions() as session:
+        names = session.scalars(select(Delivery.message_name)).all()
+    assert len(names) == 1200
+    assert all(name and name.startswith("projects/") for name in names)
 
 
 def test_bad_tokens_are_pruned_and_never_sent_again(stack: Stack) -> None:
