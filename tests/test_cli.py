@@ -56,3 +56,27 @@ def test_api_serves_subscriptions_under_gunicorn_on_sqlite(tmp_path: Path) -> No
         output = stop(proc)
     assert (tmp_path / "var" / "notifier.db").exists()
     assert "APA91b" not in output  # tokens never reach the logs
+
+
+def test_fcm_emulator_command_serves_firebase_admins_endpoints(tmp_path: Path) -> None:
+    port = free_port()
+    proc = notifier_process(
+        ["fcm-emulator", "--port", str(port)], {"NOTIFIER_DATA_DIR": str(tmp_path)}
+    )
+    try:
+        wait_for_http(f"http://127.0.0.1:{port}/emulator/stats", proc)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            assert response.status == 200
+            assert "text/html" in response.headers["Content-Type"]
+    finally:
+        stop(proc)
+
+
+def test_status_prints_queues_and_alerts(db_url: str, tmp_path: Path) -> None:
+    env = {"NOTIFIER_DATABASE_URL": db_url, "NOTIFIER_DATA_DIR": str(tmp_path)}
+    result = CliRunner().invoke(main, ["status"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "QUEUES (filesystem)" in result.output
+    assert "breaking" in result.output and "SWEEPER last run never" in result.output
+    as_json = CliRunner().invoke(main, ["status", "--json"], env=env)
+    assert json.loads(as_json.output)["alerts_by_status"] == {}
