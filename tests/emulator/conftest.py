@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,36 +10,9 @@ import pytest
 import requests
 from google.oauth2 import service_account
 
-from notifier.emulator import start_emulator_process, stop_emulator_process, write_service_account
+from tests.emulator_fixtures import PROJECT
 
-PROJECT = "emulator-tests"
 SCOPES = ["https://www.googleapis.com/auth/firebase.messaging"]
-
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[str]:
-    """Base URL of an emulator serving only ``PROJECT``."""
-    proc, base_url = start_emulator_process(project_id=PROJECT)
-    yield base_url
-    stop_emulator_process(proc)
-
-
-@pytest.fixture(autouse=True)
-def _reset_emulator(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "emulator" in request.fixturenames:
-        base_url = request.getfixturevalue("emulator")
-        requests.post(f"{base_url}/emulator/faults", json={}, timeout=5)
-        requests.delete(f"{base_url}/emulator/messages", timeout=5)
-
-
-@pytest.fixture(scope="session")
-def service_account_file(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_service_account(
-        tmp_path_factory.mktemp("sa") / "service-account.json",
-        project_id=PROJECT,
-        token_uri=f"{emulator}/token",
-    )
 
 
 @pytest.fixture(scope="session")

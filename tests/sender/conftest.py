@@ -9,34 +9,8 @@ from typing import Any
 import pytest
 import requests
 
-from notifier.emulator import start_emulator_process, stop_emulator_process, write_service_account
 from notifier.fcm_sender import FcmSender
 from tests.sender.factories import PROJECT
-
-
-@pytest.fixture(scope="session")
-def emulator() -> Iterator[str]:
-    proc, base_url = start_emulator_process(project_id=PROJECT)
-    yield base_url
-    stop_emulator_process(proc)
-
-
-@pytest.fixture(autouse=True)
-def _reset_emulator(request: pytest.FixtureRequest) -> Iterator[None]:
-    yield
-    if "emulator" in request.fixturenames:
-        base_url = request.getfixturevalue("emulator")
-        requests.post(f"{base_url}/emulator/faults", json={}, timeout=5)
-        requests.delete(f"{base_url}/emulator/messages", timeout=5)
-
-
-@pytest.fixture(scope="session")
-def service_account_file(emulator: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_service_account(
-        tmp_path_factory.mktemp("sa") / "service-account.json",
-        project_id=PROJECT,
-        token_uri=f"{emulator}/token",
-    )
 
 
 @pytest.fixture(scope="session")

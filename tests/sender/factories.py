@@ -6,8 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from notifier.push import Platform, PushAlert, Target
-
-PROJECT = "sender-tests"
+from tests.emulator_fixtures import PROJECT  # noqa: F401 (re-exported for the sender tests)
 
 
 def make_alert(**overrides: Any) -> PushAlert:
