@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notifier.models import Alert, Batch, Delivery, utcnow
+from notifier.opens import open_rate
 from notifier.outbox import add_trigger
 from notifier.push import PushAlert
 
@@ -117,17 +118,27 @@ def get_alert(session: Session, alert_id: str, *, for_update: bool = False) -> A
 
 
 def cancel_alert(session: Session, alert_id: str, *, now: datetime | None = None) -> Alert:
-    """Stop an alert: nothing more is sent, except the batches already in FCM's hands.
-
-    Devices of batches not yet leased are marked cancelled at once; a batch in flight finishes
-    and records what FCM answered, so the counts stay true.
-    """
+    """Stop an alert: nothing more is sent, except the batches already in FCM's hands."""
     now = now or utcnow()
     alert = get_alert(session, alert_id, for_update=True)
     if alert.status == CANCELLED:
         return alert
     if alert.status not in LIVE:
         raise AlertNotCancellable(f"alert is already {alert.status}")
+    alert.cancelled_count += settle_pending(session, alert, "cancelled", None, now)
+    alert.status, alert.cancelled_at, alert.finished_at = CANCELLED, now, now
+    session.flush()
+    return alert
+
+
+def settle_pending(
+    session: Session, alert: Alert, status: str, error_code: str | None, now: datetime
+) -> int:
+    """End every pending device of the alert's batches that are not in flight; returns how many.
+
+    A batch in flight (leased) is left to finish: it records what FCM answered, so the counts
+    stay true. Batches still waiting are closed so no worker picks them up.
+    """
     in_flight = select(Batch.id).where(Batch.alert_id == alert.id, Batch.status == "sending")
     result = session.execute(
         update(Delivery)
@@ -136,18 +147,16 @@ def cancel_alert(session: Session, alert_id: str, *, now: datetime | None = None
             Delivery.status == "pending",
             Delivery.batch_id.not_in(in_flight),
         )
-        .values(status="cancelled", updated_at=now)
+        .values(status=status, error_code=error_code, updated_at=now)
         .execution_options(synchronize_session=False)
     )
     session.execute(
         update(Batch)
         .where(Batch.alert_id == alert.id, Batch.status.in_(("pending", "retry_wait")))
-        .values(status="cancelled", finished_at=now)
+        .values(status="cancelled" if status == "cancelled" else "done", finished_at=now)
     )
-    alert.cancelled_count += result.rowcount  # type: ignore[attr-defined]
-    alert.status, alert.cancelled_at, alert.finished_at = CANCELLED, now, now
-    session.flush()
-    return alert
+    settled: int = result.rowcount  # type: ignore[attr-defined]
+    return settled
 
 
 def send_now(session: Session, alert_id: str, *, now: datetime | None = None) -> Alert:
@@ -199,6 +208,7 @@ def alert_view(alert: Alert) -> dict[str, object]:
             "pending": pending_count(alert),
         },
         "opens": alert.opens,
+        "open_rate": open_rate(alert.opens, alert.sent),
         "timings": {
             "created": iso(alert.created_at),
             "event_received": iso(alert.event_received_at),

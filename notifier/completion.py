@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from notifier.alerts import EXPIRED, FAILED, LIVE, SENT, pending_count
-from notifier.models import Alert, Batch, Delivery
+from notifier.alerts import EXPIRED, FAILED, LIVE, SENT, pending_count, settle_pending
+from notifier.models import Alert
 
 
 def finish_if_complete(session: Session, alert: Alert, now: datetime) -> bool:
@@ -33,23 +32,7 @@ def expire_alert(session: Session, alert: Alert, now: datetime) -> int:
     Devices of a batch in flight are left to it; it records what FCM answered, and the batch
     sender fails anything it would retry past the TTL. Returns the devices failed here.
     """
-    in_flight = select(Batch.id).where(Batch.alert_id == alert.id, Batch.status == "sending")
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.alert_id == alert.id,
-            Delivery.status == "pending",
-            Delivery.batch_id.not_in(in_flight),
-        )
-        .values(status="failed", error_code="expired", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(
-        update(Batch)
-        .where(Batch.alert_id == alert.id, Batch.status.in_(("pending", "retry_wait")))
-        .values(status="done", finished_at=now)
-    )
-    failed: int = result.rowcount  # type: ignore[attr-defined]
+    failed = settle_pending(session, alert, "failed", "expired", now)
     alert.failed += failed
     alert.planned_at = alert.planned_at or now  # what was never planned is not in the audience
     alert.status, alert.finished_at = EXPIRED, now

@@ -8,9 +8,20 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from notifier.http import alerts, cors, events, health, ops, subscriptions, widget
+from notifier.http import (
+    alerts,
+    cors,
+    events,
+    health,
+    openapi,
+    ops,
+    pages,
+    subscriptions,
+    testdevices,
+    widget,
+)
 from notifier.http.limits import LIMITED_ENDPOINTS, init_limiter
-from notifier.http.problems import register_error_handlers
+from notifier.http.problems import Problem, register_error_handlers
 from notifier.logs import bind, clear, configure_logging
 from notifier.runtime import Runtime
 from notifier.settings import Settings
@@ -34,10 +45,31 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(events.bp)
     app.register_blueprint(alerts.bp)
     app.register_blueprint(ops.bp)
+    app.register_blueprint(openapi.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(testdevices.bp)
     app.register_blueprint(widget.bp)
     init_limiter(app, settings, LIMITED_ENDPOINTS)
+    _body_limits(app, settings)
     _request_log(app)
     return app
+
+
+def _body_limits(app: Flask, settings: Settings) -> None:
+    """Cap request bodies at NOTIFIER_MAX_BODY_BYTES, except the webhook, which has its own cap.
+
+    Flask's MAX_CONTENT_LENGTH is the larger of the two so the webhook can read its body; this
+    narrows it for every other route before any view reads a byte.
+    """
+
+    @app.before_request
+    def _cap() -> None:
+        if request.path == "/v1/events":
+            return
+        limit = settings.max_body_bytes
+        if request.content_length is not None and request.content_length > limit:
+            raise Problem(413, "Content Too Large", f"Request bodies are limited to {limit} bytes.")
+        request.max_content_length = limit
 
 
 def _request_log(app: Flask) -> None:
