@@ -25,7 +25,10 @@ def alerts_in_flight(session: Session, now: datetime) -> list[dict[str, Any]]:
     result = []
     for alert in rows:
         done = alert.audience - pending_count(alert)
-        elapsed = (now - alert.first_send_at).total_seconds() if alert.first_send_at else 0.0
+        # Rate since sending began (planning start), not since the first batch was recorded,
+        # which would overstate it early in a send.
+        began = alert.planning_started_at or alert.send_at
+        elapsed = (now - began).total_seconds()
         result.append(
             {
                 "id": alert.id,
@@ -100,13 +103,14 @@ def snapshot(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """Everything ``GET /v1/ops/queues`` and ``notifier status`` show."""
-    now = now or utcnow()
+    seen = workers()  # may wait for answers: read the clock after it
     broker = inspect_broker(settings)
+    now = now or utcnow()
     return {
         "generated_at": now.isoformat(),
         "broker": broker.as_json(),
         "queues": [q.as_json() for q in broker.queues],
-        "workers": workers(),
+        "workers": seen,
         "alerts_in_flight": alerts_in_flight(session, now),
         "alerts_by_status": alerts_by_status(session),
         "oldest_pending_age_seconds": round(oldest_pending_age(session, now), 1),

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts import LIVE, SCHEDULED, SENDING
@@ -154,12 +154,3 @@ def beat(sessions: sessionmaker[Session], name: str, detail: dict[str, int], now
             session.add(Heartbeat(name=name, at=now, detail=detail))
         else:
             row.at, row.detail = now, dict(detail)
-
-
-def oldest_pending_age(session: Session, now: datetime | None = None) -> float:
-    """Seconds since the oldest due-but-unsent work was due (0 when nothing waits)."""
-    now = now or utcnow()
-    oldest = session.scalar(
-        select(func.min(Alert.send_at)).where(Alert.status.in_(LIVE), Alert.send_at <= now)
-    )
-    return max(0.0, (now - oldest).total_seconds()) if oldest else 0.0

@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     runtime = runtime or Runtime.start(settings)
     settings = runtime.settings
     configure_logging(settings.log_level, settings.log_format)
-    app = Flask("notifier")
+    # No implicit /static route: every asset is served by a blueprint that sets its own headers.
+    app = Flask("notifier", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.webhook_max_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["notifier"] = runtime

@@ -1,0 +1,225 @@
+// The editors' console: alerts in their hold window (countdown, Cancel, Send now), recent alerts
+// with their delivery, and the manual alert form with its previews. Refreshes itself every 2 s.
+
+import { api, ApiError, describeError, serverNow } from "../common/api.js";
+import {
+  h,
+  setText,
+  syncChildren,
+  progressBar,
+  setProgress,
+  count,
+  percent,
+  clock,
+  timeOfDay,
+} from "../common/dom.js";
+import { gate, poll } from "../common/session.js";
+import { setupCompose } from "./compose.js";
+
+const REFRESH_MS = 2000;
+const TICK_MS = 250; // the countdown text changes once a second; a finer tick keeps it on time
+const CONFIRM_MS = 4000;
+
+const $ = (id) => document.getElementById(id);
+let stopPolling = null;
+let ticker = null;
+let signOut = () => {};
+
+function say(text, kind = "") {
+  const line = $("status");
+  line.className = `message status-line ${kind}`;
+  setText(line, text);
+}
+
+async function act(promise, success) {
+  try {
+    const alert = await promise;
+    say(success(alert), "ok");
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 401) signOut(describeError(error));
+    else say(describeError(error), "error");
+  }
+  await refresh();
+}
+
+// ---- hold window -----------------------------------------------------------------------------
+
+function holdItem(alert) {
+  const cancel = h("button", { className: "danger", attrs: { type: "button" } }, "Cancel");
+  const sendNow = h("button", { attrs: { type: "button" } }, "Send now");
+  const item = h(
+    "li",
+    { className: "hold-item" },
+    h(
+      "div",
+      { className: "hold-text" },
+      h("div", { className: "headline" }),
+      h("div", { className: "small hold-meta" }),
+    ),
+    h(
+      "div",
+      { className: "hold-clock" },
+      h("span", { className: "countdown", attrs: { role: "timer" } }),
+      h("span", { className: "small countdown-label" }, "until it sends"),
+    ),
+    h("div", { className: "hold-actions" }, cancel, sendNow),
+  );
+  cancel.addEventListener("click", () => {
+    cancel.disabled = sendNow.disabled = true;
+    const headline = item.querySelector(".headline").textContent;
+    act(
+      api(`/v1/alerts/${encodeURIComponent(item.dataset.key)}/cancel`, { method: "POST" }),
+      (done) =>
+        done.counts.sent > 0
+          ? `Cancelled “${headline}”; ${count(done.counts.sent)} devices had already received it.`
+          : `Cancelled “${headline}”. Nothing was sent.`,
+    );
+  });
+  // Send now cannot be undone, so it asks for a second click instead of a modal dialog.
+  sendNow.addEventListener("click", () => {
+    if (sendNow.dataset.armed !== "yes") {
+      sendNow.dataset.armed = "yes";
+      sendNow.textContent = "Confirm send now";
+      setTimeout(() => {
+        sendNow.dataset.armed = "";
+        sendNow.textContent = "Send now";
+      }, CONFIRM_MS);
+      return;
+    }
+    cancel.disabled = sendNow.disabled = true;
+    const headline = item.querySelector(".headline").textContent;
+    act(
+      api(`/v1/alerts/${encodeURIComponent(item.dataset.key)}/send-now`, { method: "POST" }),
+      () => `Sending “${headline}” now.`,
+    );
+  });
+  return item;
+}
+
+function updateHoldItem(item, alert) {
+  setText(item.querySelector(".headline"), alert.headline);
+  setText(
+    item.querySelector(".hold-meta"),
+    `${alert.topics.join(", ")} · sends at ${timeOfDay(alert.send_at)}`,
+  );
+  item.dataset.sendAt = String(Date.parse(alert.send_at));
+  item
+    .querySelector(".countdown")
+    .setAttribute("aria-label", `Sends at ${timeOfDay(alert.send_at)}`);
+}
+
+function tickCountdowns() {
+  for (const item of $("hold-list").children) {
+    const remaining = (Number(item.dataset.sendAt) - serverNow()) / 1000;
+    setText(item.querySelector(".countdown"), remaining > 0 ? clock(remaining) : "0:00");
+    setText(
+      item.querySelector(".countdown-label"),
+      remaining > 0 ? "until it sends" : "due: sending…",
+    );
+    item.classList.toggle("due", remaining <= 0);
+  }
+}
+
+function renderHold(alerts) {
+  const waiting = [...alerts].sort((a, b) => Date.parse(a.send_at) - Date.parse(b.send_at));
+  syncChildren($("hold-list"), waiting, (a) => a.id, holdItem, updateHoldItem);
+  $("hold-empty").hidden = waiting.length > 0;
+  tickCountdowns();
+}
+
+// ---- recent alerts ---------------------------------------------------------------------------
+
+function recentRow(alert) {
+  return h(
+    "tr",
+    {},
+    h("td", {}, h("div", { className: "headline" }), h("div", { className: "small meta" })),
+    h("td", {}, h("span", { className: "badge" })),
+    h(
+      "td",
+      { className: "progress-col" },
+      progressBar(`Delivery of ${alert.headline}`),
+      h("div", { className: "small counts" }),
+    ),
+    h(
+      "td",
+      { className: "num" },
+      h("div", { className: "opens" }),
+      h("div", { className: "small open-rate" }),
+    ),
+  );
+}
+
+function updateRecentRow(row, alert) {
+  const c = alert.counts;
+  const done = c.sent + c.failed + c.pruned;
+  setText(row.querySelector(".headline"), alert.headline);
+  setText(
+    row.querySelector(".meta"),
+    `${alert.topics.join(", ")} · ${alert.source} · ${timeOfDay(alert.timings.created)}`,
+  );
+  const badge = row.querySelector(".badge");
+  badge.className = `badge ${alert.status}`;
+  setText(badge, alert.status);
+  setProgress(row.querySelector("progress"), done, c.audience);
+  const parts = [`${count(c.sent)} sent`, `${count(c.failed)} failed`, `${count(c.pruned)} pruned`];
+  if (c.cancelled) parts.push(`${count(c.cancelled)} cancelled`);
+  if (c.pending) parts.push(`${count(c.pending)} pending`);
+  setText(
+    row.querySelector(".counts"),
+    c.audience ? `${parts.join(" · ")} of ${count(c.audience)}` : notStarted(alert.status),
+  );
+  setText(row.querySelector(".opens"), count(alert.opens));
+  setText(row.querySelector(".open-rate"), alert.open_rate ? percent(alert.open_rate, 1) : "");
+}
+
+/** What an alert with no audience recorded yet is doing (the planner has not counted devices). */
+function notStarted(status) {
+  if (status === "scheduled") return "Not sent yet: in its hold window or about to go.";
+  if (status === "sending") return "Finding the audience…";
+  if (status === "sent") return "No device follows these topics.";
+  if (status === "cancelled" || status === "expired")
+    return "Stopped before any device was reached.";
+  return "No device received it.";
+}
+
+function renderRecent(alerts) {
+  syncChildren($("recent-rows"), alerts, (a) => a.id, recentRow, updateRecentRow);
+  $("recent-empty").hidden = alerts.length > 0;
+}
+
+// ---- the loop --------------------------------------------------------------------------------
+
+async function refresh() {
+  try {
+    const [held, recent] = await Promise.all([
+      api("/v1/alerts?status=scheduled&limit=50"),
+      api("/v1/alerts?limit=20"),
+    ]);
+    renderHold(held.alerts);
+    renderRecent(recent.alerts);
+    setText($("updated"), `Updated ${new Date().toLocaleTimeString()}`);
+    if ($("status").classList.contains("stale")) say("");
+  } catch (error) {
+    if (error instanceof ApiError && error.isAuth) {
+      signOut(describeError(error));
+      return;
+    }
+    say(describeError(error), "error stale");
+  }
+}
+
+signOut = gate({
+  // An ops key may look (listing alerts needs editor or ops); Cancel and Send then answer 403.
+  check: () => api("/v1/alerts?limit=1"),
+  start: () => {
+    stopPolling = poll(refresh, REFRESH_MS);
+    ticker = setInterval(tickCountdowns, TICK_MS);
+  },
+  stop: () => {
+    if (stopPolling) stopPolling();
+    clearInterval(ticker);
+  },
+});
+
+setupCompose({ onCreated: refresh, onAuthError: (error) => signOut(describeError(error)) });
