@@ -33,6 +33,7 @@ def transport_options(settings: Settings) -> dict[str, Any]:
         }
     if settings.effective_broker_url.startswith(("redis://", "rediss://")):
         return {
+            "global_keyprefix": settings.redis_key_prefix,
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "socket_timeout": 5,
             "socket_connect_timeout": 5,

@@ -54,7 +54,7 @@ def inspect_broker(settings: Settings, now: float | None = None) -> BrokerState:
     url = settings.effective_broker_url
     try:
         if url.startswith(("redis://", "rediss://")):
-            return _redis_state(url, now)
+            return _redis_state(url, settings.redis_key_prefix, now)
         if settings.embedded_broker:
             return _folder_state(settings, now)
         return _amqp_state(settings)
@@ -76,12 +76,12 @@ def _published_at(raw: bytes | str | None) -> float | None:
         return None
 
 
-def _redis_state(url: str, now: float) -> BrokerState:
+def _redis_state(url: str, prefix: str, now: float) -> BrokerState:
     client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
     try:
         queues = []
         for name in QUEUES:
-            keys = [name + suffix for suffix in _REDIS_PRIORITY_SUFFIXES]
+            keys = [prefix + name + suffix for suffix in _REDIS_PRIORITY_SUFFIXES]
             pipe = client.pipeline()
             for key in keys:
                 pipe.llen(key)
@@ -92,7 +92,7 @@ def _redis_state(url: str, now: float) -> BrokerState:
             stamps = [s for s in map(_published_at, replies[len(keys) :]) if s is not None]
             oldest = max(0.0, now - min(stamps)) if stamps else (0.0 if depth == 0 else None)
             queues.append(QueueState(name, depth, oldest))
-        unacked = int(client.hlen("unacked"))
+        unacked = int(client.hlen(prefix + "unacked"))
         return BrokerState("redis", queues, unacked)
     finally:
         client.close()

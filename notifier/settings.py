@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     database_url: str | None = None
     broker_url: str | None = None
     redis_url: str | None = None
+    # Prepended to every Redis key notifier writes (queues, quota bucket, rate limits), so
+    # several deployments or test runs can share one Redis server without seeing each other.
+    redis_key_prefix: str = Field(default="", max_length=64, pattern=r"^[A-Za-z0-9_.:-]*$")
 
     fcm_credentials: Path | None = None
     fcm_endpoint: str | None = None
@@ -94,6 +97,12 @@ class Settings(BaseSettings):
     log_format: Literal["json", "text"] = "json"
     public_url: str | None = None
     vapid_key: str | None = None
+    # The Firebase web app readers' browsers register with (Firebase console: project settings,
+    # "Your apps", web app). With ``vapid_key`` and ``fcm_project_id`` they turn on web push in the
+    # opt-in widget; without them the widget says notifications are not available.
+    web_api_key: str | None = None
+    web_app_id: str | None = None
+    web_messaging_sender_id: str | None = None
 
     @field_validator("webhook_secrets", "cors_origins", "alert_topics", mode="before")
     @classmethod

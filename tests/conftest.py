@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import quote
 
@@ -108,20 +109,39 @@ def pg_url(pg_schema_url: str) -> str:
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """An empty Redis database (db 15 unless NOTIFIER_TEST_REDIS_URL says otherwise)."""
+def redis_url() -> Iterator[str]:
+    """The test Redis (db 15 unless NOTIFIER_TEST_REDIS_URL says otherwise).
+
+    Settings from :func:`make_settings` prefix every key with a per-test prefix, so nothing is
+    flushed: other test runs on the same server keep their keys.
+    """
     try:
         client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
-        client.flushdb()
-        client.close()
+        client.ping()
     except redis.RedisError as exc:
         service_unavailable("Redis", str(exc))
-    return REDIS_URL
+    yield REDIS_URL
+    for key in client.scan_iter(match=f"{_KEY_PREFIX.get()}*", count=1000):
+        client.delete(key)
+    client.close()
+
+
+_KEY_PREFIX: ContextVar[str] = ContextVar("redis_key_prefix", default="t-unset:")
+
+
+@pytest.fixture(autouse=True)
+def _redis_key_prefix() -> None:
+    """A fresh Redis key prefix for every test (see :func:`redis_url`)."""
+    _KEY_PREFIX.set(f"t{secrets.token_hex(4)}:")
 
 
 def make_settings(tmp_path: Path, **env: str) -> Settings:
     """Settings as a deployment would give them, from NOTIFIER_* variables only."""
-    base = {"NOTIFIER_DATA_DIR": str(tmp_path / "var"), "NOTIFIER_LOG_FORMAT": "json"}
+    base = {
+        "NOTIFIER_DATA_DIR": str(tmp_path / "var"),
+        "NOTIFIER_LOG_FORMAT": "json",
+        "NOTIFIER_REDIS_KEY_PREFIX": _KEY_PREFIX.get(),
+    }
     base.update({f"NOTIFIER_{k.upper()}": v for k, v in env.items()})
     return load_settings(base)
 

@@ -58,7 +58,11 @@ def _make_limiter(runtime: Runtime) -> SendLimiter:
         client = redis.Redis.from_url(
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
-        return RedisTokenBucket(client, settings.fcm_quota_per_minute)
+        return RedisTokenBucket(
+            client,
+            settings.fcm_quota_per_minute,
+            key=f"{settings.redis_key_prefix}notifier:fcm-quota",
+        )
     return LocalTokenBucket(settings.fcm_quota_per_minute)
 
 

@@ -19,6 +19,7 @@ LIMITED_ENDPOINTS = {
     "subscriptions.rotate_token": "subscriptions",
     "subscriptions.lookup": "lookup",
     "events.receive": "events",
+    "widget.open_alert": "opens",
 }
 
 
@@ -38,7 +39,7 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
         strategy="moving-window",
         headers_enabled=True,
         swallow_errors=True,
-        key_prefix="notifier-limits",
+        key_prefix=f"{settings.redis_key_prefix}notifier-limits",
     )
     for endpoint, scope in endpoints.items():
         view = app.view_functions.get(endpoint)

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from playwright.sync_api import Error as PlaywrightError
 from werkzeug.serving import make_server
@@ -24,7 +23,7 @@ from notifier.apikeys import create_key
 from notifier.db import transaction
 from notifier.http.app import create_app
 from tests.conftest import service_unavailable
-from tests.pipeline.conftest import Stack, _redis_db_url, emulator, stack_factory
+from tests.pipeline.conftest import Stack, emulator, stack_factory
 from tests.support import free_port
 
 __all__ = ["emulator", "stack_factory"]  # the pipeline's fixtures, shared with these tests
@@ -79,14 +78,8 @@ def chromium() -> Iterator[Browser]:
 
 @pytest.fixture
 def stack(stack_factory: Callable[..., Stack]) -> Stack:
-    """The pipeline, with a broker database of its own: a pipeline test running beside these
-    (another checkout's, or another engineer's) must not take this test's tasks from its queues."""
-    broker_url = _redis_db_url(PAGES_BROKER_DB)
-    try:
-        redis.Redis.from_url(broker_url, socket_connect_timeout=2).flushdb()
-    except redis.RedisError as exc:
-        service_unavailable("Redis", str(exc))
-    return stack_factory(broker_url=broker_url)
+    """The pipeline; its Redis keys carry a prefix of their own (see the pipeline conftest)."""
+    return stack_factory()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -204,16 +205,22 @@ class Stack:
 def stack_factory(pg_url: str, emulator: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
 
+    prefixes: list[str] = []
+
     def make(**settings_env: str) -> Stack:
+        # Keys of their own in Redis (queues, quota bucket, limits): another test run on this
+        # machine, or a previous stack of this test, never takes or sees this stack's messages.
+        prefix = f"t{secrets.token_hex(4)}:"
+        prefixes.append(prefix)
         try:
-            redis.Redis.from_url(_redis_db_url(BROKER_DB), socket_connect_timeout=2).flushdb()
-            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).flushdb()
+            redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
         except redis.RedisError as exc:
             service_unavailable("Redis", str(exc))
         env_values = {
             "DATABASE_URL": pg_url,
             "BROKER_URL": _redis_db_url(BROKER_DB),
             "REDIS_URL": REDIS_URL,
+            "REDIS_KEY_PREFIX": prefix,
             "FCM_ENDPOINT": emulator,
             "DATA_DIR": str(tmp_path / "var"),
             "LOG_FORMAT": "json",
@@ -241,6 +248,13 @@ def stack_factory(pg_url: str, emulator: str, tmp_path: Path) -> Iterator[Callab
         stack.stop_workers()
         stack.emulator.reset()
         stack.runtime.close()
+    for url in (_redis_db_url(BROKER_DB), REDIS_URL):
+        client = redis.Redis.from_url(url)
+        for prefix in prefixes:
+            keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+            if keys:
+                client.delete(*keys)
+        client.close()
 
 
 @pytest.fixture

@@ -109,9 +109,11 @@ def test_the_shared_rate_limit_holds_across_two_worker_processes(stack_factory) 
     assert len(arrivals) == 120
     # Burst of one second's worth (10), then 10/s: 120 sends need at least 11 seconds.
     assert arrivals[-1] - arrivals[0] >= 10.5
+    # Over any four seconds: four seconds' worth plus the burst. (Arrival times are taken by the
+    # emulator, which a busy machine may pause, so finer windows would measure the scheduler.)
     for i, start in enumerate(arrivals):
-        window = [t for t in arrivals[i:] if t < start + 2.0]
-        assert len(window) <= 10 * 2 + 10 + 2  # two seconds' rate plus the burst, with slack
+        window = [t for t in arrivals[i:] if t < start + 4.0]
+        assert len(window) <= 10 * 4 + 10 + 5
     logs = stack.worker_logs()
     assert logs.count("notifier.send_batch") >= 2
 
