@@ -64,21 +64,25 @@ class Tally:
         self.add(f"{metric}_count", n)
 
     def flush(self, session: Session) -> None:
-        """Upsert every increment; call inside the transaction of the counted work."""
-        for (metric, labels), amount in sorted(self._values.items()):
-            _increment(session, metric, labels, amount)
-        self._values.clear()
+        """Upsert every increment in one statement; call inside the counted work's transaction.
 
-
-def _increment(session: Session, metric: str, labels: str, amount: float) -> None:
-    insert = _insert_for(session)
-    statement = insert(Counter).values(metric=metric, labels=labels, value=amount)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["metric", "labels"],
-            set_={"value": Counter.value + statement.excluded.value},
+        Rows are sorted so that concurrent transactions lock them in the same order.
+        """
+        if not self._values:
+            return
+        rows = [
+            {"metric": metric, "labels": labels, "value": amount}
+            for (metric, labels), amount in sorted(self._values.items())
+        ]
+        insert = _insert_for(session)
+        statement = insert(Counter).values(rows)
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["metric", "labels"],
+                set_={"value": Counter.value + statement.excluded.value},
+            )
         )
-    )
+        self._values.clear()
 
 
 def _insert_for(session: Session) -> Any:
@@ -94,17 +98,21 @@ def _insert_for(session: Session) -> Any:
 def add_minute(session: Session, when: datetime, counts: Mapping[str, int]) -> None:
     """Add outcome counts to the minute ``when`` falls in (dashboard charts)."""
     minute = when.replace(second=0, microsecond=0)
+    rows = [
+        {"minute": minute, "outcome": outcome, "count": count}
+        for outcome, count in sorted(counts.items())
+        if count
+    ]
+    if not rows:
+        return
     insert = _insert_for(session)
-    for outcome, count in sorted(counts.items()):
-        if not count:
-            continue
-        statement = insert(SendMinute).values(minute=minute, outcome=outcome, count=count)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["minute", "outcome"],
-                set_={"count": SendMinute.count + statement.excluded.count},
-            )
+    statement = insert(SendMinute).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["minute", "outcome"],
+            set_={"count": SendMinute.count + statement.excluded.count},
         )
+    )
 
 
 def read_counters(session: Session) -> list[tuple[str, str, float]]:

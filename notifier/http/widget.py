@@ -1,0 +1,155 @@
+"""The readers' side in the browser: the opt-in widget, its service worker, a demo page, opens.
+
+A news site pastes ``<script src="https://notifier.example/widget.js" data-topic="israel" async>``
+and nothing else, so everything the widget needs is served from here: the script with this
+deployment's Firebase web config inlined, its stylesheet, the vendored Firebase SDK, and the
+service worker that shows notifications and sends clicks through ``/o/<alert_id>``.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+
+from flask import Blueprint, Response, current_app, render_template, request
+from werkzeug.urls import iri_to_uri
+
+from notifier.db import transaction
+from notifier.http.problems import Problem
+from notifier.opens import record_open
+from notifier.runtime import Runtime
+from notifier.settings import Settings
+
+bp = Blueprint("widget", __name__)
+
+STATIC = Path(__file__).resolve().parent.parent / "static"
+WIDGET = STATIC / "widget"
+VENDOR = STATIC / "vendor"
+FIREBASE_BUNDLE = "vendor/firebase/firebase-messaging.js"
+
+# Sites embed the unversioned widget URL, so a short cache lets fixes reach readers within minutes
+# while the versioned vendor bundle can be cached for a long time.
+WIDGET_MAX_AGE = 300
+VENDOR_MAX_AGE = 7 * 86_400
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["notifier"]
+    return runtime
+
+
+@cache
+def _source(name: str) -> str:
+    return (WIDGET / name).read_text(encoding="utf-8")
+
+
+@cache
+def firebase_version() -> str:
+    """The vendored SDK's version (first line of its VERSION file: ``firebase 12.9.0``)."""
+    first = (VENDOR / "firebase" / "VERSION").read_text(encoding="utf-8").split("\n", 1)[0]
+    return first.removeprefix("firebase").strip()
+
+
+def widget_config(settings: Settings) -> dict[str, object]:
+    """What the widget needs to know about this deployment; all of it is public by design.
+
+    Firebase web config and the VAPID public key are meant to be shipped to browsers. Without
+    them ``firebase`` is ``None`` and the widget says notifications are not available, rather
+    than showing a button that cannot work.
+    """
+    firebase = {
+        "apiKey": settings.web_api_key,
+        "projectId": settings.fcm_project_id,
+        "messagingSenderId": settings.web_messaging_sender_id,
+        "appId": settings.web_app_id,
+    }
+    ready = settings.vapid_key is not None and all(firebase.values())
+    return {
+        "firebase": firebase if ready else None,
+        "vapidKey": settings.vapid_key,
+        "firebaseModule": f"widget/{FIREBASE_BUNDLE}?v={firebase_version()}",
+    }
+
+
+def _script_json(value: object) -> str:
+    """JSON safe to inline in a script: no ``</script>`` or HTML comment can be formed."""
+    return json.dumps(value).replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+
+
+def _javascript(body: str, *, cache_control: str) -> Response:
+    response = Response(body, mimetype="text/javascript")
+    response.headers["Cache-Control"] = cache_control
+    response.add_etag()
+    response.make_conditional(request)
+    return response
+
+
+@bp.get("/widget.js")
+def widget_script() -> Response:
+    config = _script_json(widget_config(_runtime().settings))
+    body = _source("widget.js").replace('"__NOTIFIER_CONFIG__"', config, 1)
+    return _javascript(body, cache_control=f"public, max-age={WIDGET_MAX_AGE}")
+
+
+@bp.get("/widget.css")
+def widget_stylesheet() -> Response:
+    response = Response(_source("widget.css"), mimetype="text/css")
+    response.headers["Cache-Control"] = f"public, max-age={WIDGET_MAX_AGE}"
+    response.add_etag()
+    response.make_conditional(request)
+    return response
+
+
+@bp.get(f"/widget/{FIREBASE_BUNDLE}")
+def firebase_bundle() -> Response:
+    """The vendored Firebase SDK, importable as a module from any site's page.
+
+    Module scripts are fetched with CORS, so a widget embedded on another origin needs
+    ``Access-Control-Allow-Origin`` here; the file is public and takes no credentials.
+    """
+    body = (STATIC / FIREBASE_BUNDLE).read_text(encoding="utf-8")
+    response = _javascript(body, cache_control=f"public, max-age={VENDOR_MAX_AGE}, immutable")
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
+@bp.get("/firebase-messaging-sw.js")
+def service_worker() -> Response:
+    """The push service worker, with this API's address inlined for counting opens.
+
+    The address is inlined rather than taken from ``self.location`` because a site on another
+    origin runs this script through ``importScripts`` from a worker of its own.
+    """
+    base = (_runtime().settings.public_url or request.url_root).rstrip("/")
+    body = _source("sw.js").replace('"__NOTIFIER_API__"', _script_json(base), 1)
+    # Browsers check for a new worker on navigation; no-cache makes that check reach us.
+    return _javascript(body, cache_control="no-cache")
+
+
+@bp.get("/demo")
+def demo() -> str:
+    """An article page shaped like a real one, with the widget at its foot (``make run``)."""
+    return render_template("demo.html")
+
+
+@bp.get("/o/<alert_id>")
+def open_alert(alert_id: str) -> Response:
+    """A reader clicked a notification: count the open and go on to the article.
+
+    Redirects only to the URL stored with the alert, never to one taken from the request, so
+    this can not be used as an open redirect.
+    """
+    with transaction(_runtime().sessions) as session:
+        url = record_open(session, alert_id)
+    if url is None:
+        raise Problem(404, "Not Found", "No such alert.")
+    # Every click must reach us to be counted, and the article needs no hint of where it came from.
+    return Response(
+        status=302,
+        headers={
+            "Location": iri_to_uri(url),
+            "Cache-Control": "no-store",
+            "Referrer-Policy": "no-referrer",
+        },
+    )
