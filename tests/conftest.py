@@ -28,8 +28,9 @@ from notifier.models import Base
 from notifier.runtime import Runtime
 from notifier.settings import Settings, load_settings, normalise_database_url
 
-# The emulator and sender suites share one emulator process per session.
-pytest_plugins = ["tests.emulator_fixtures"]
+# Shared across suites: one emulator process (emulator and sender suites) and one Chromium
+# (widget and pages suites) per session.
+pytest_plugins = ["tests.emulator_fixtures", "tests.chromium_fixture"]
 
 PG_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
@@ -28,18 +28,9 @@ from notifier.models import Alert, Device
 from notifier.runtime import Runtime
 from tests.browser.fakes import FAKE_PUSH_SERVICE, PERMISSION_SPY, FakeFirebase
 from tests.browser.site import NewsSite
-from tests.conftest import make_settings, service_unavailable, truncate_all
+from tests.conftest import make_settings, truncate_all
 from tests.support import free_port
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 # An uncompressed P-256 point's shape (0x04 + 64 bytes); the fake push service never checks it.
 VAPID_KEY = base64.urlsafe_b64encode(bytes([4, *range(64)])).rstrip(b"=").decode()
@@ -118,13 +109,9 @@ def notifier(notifier_api: Notifier) -> Notifier:
 
 
 @pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    if not CHROMIUM.is_file():
-        service_unavailable("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
+def browser(chromium: Browser) -> Browser:
+    """The session's shared Chromium (tests/chromium_fixture.py)."""
+    return chromium
 
 
 @pytest.fixture

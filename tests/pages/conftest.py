@@ -8,72 +8,24 @@ tests skip, or fail when NOTIFIER_REQUIRE_SERVICES=1. Screenshots go to ``test-a
 
 from __future__ import annotations
 
-import gc
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, Playwright, sync_playwright
-from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
 from notifier.apikeys import create_key
 from notifier.db import transaction
 from notifier.http.app import create_app
-from tests.conftest import service_unavailable
 from tests.pipeline.conftest import Stack, emulator, stack_factory
 from tests.support import free_port
 
 __all__ = ["emulator", "stack_factory"]  # the pipeline's fixtures, shared with these tests
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-PAGES_BROKER_DB = 13  # the pipeline tests' broker uses 14, counters and limits 15
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "pages"
-
-
-def _launch(playwright: Playwright) -> Browser:
-    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-
-
-def _borrowed_browser() -> Browser:
-    """Chromium from the sync Playwright that another suite of this session keeps running.
-
-    Playwright's sync API allows one instance per thread, and tests/browser holds one for the
-    whole session; any instance found that was already stopped fails to launch and is skipped.
-    """
-    for candidate in [obj for obj in gc.get_objects() if isinstance(obj, Playwright)]:
-        try:
-            return _launch(candidate)
-        except PlaywrightError:
-            continue
-    raise RuntimeError("no running Playwright to launch Chromium from")
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Browser]:
-    """Chromium for one test module; module scope so that it is gone before another suite starts
-    a Playwright of its own (pytest may keep a package-scoped fixture alive until the end)."""
-    if not CHROMIUM.is_file():
-        service_unavailable("Chromium", f"{CHROMIUM} is missing (apt-get install chromium)")
-    try:
-        own: Playwright | None = sync_playwright().start()
-    except PlaywrightError:
-        own = None
-    browser = _launch(own) if own is not None else _borrowed_browser()
-    yield browser
-    browser.close()
-    if own is not None:
-        own.stop()
 
 
 @pytest.fixture
