@@ -221,8 +221,8 @@ def alert_view(alert: Alert) -> dict[str, object]:
     }
 
 
-def to_push_alert(alert: Alert) -> PushAlert:
-    """The sender's view of an alert."""
+def to_push_alert(alert: Alert, public_url: str | None = None) -> PushAlert:
+    """The sender's view of an alert; with ``public_url``, web clicks pass the open counter."""
     return PushAlert(
         alert_id=alert.id,
         headline=alert.headline,
@@ -233,4 +233,5 @@ def to_push_alert(alert: Alert) -> PushAlert:
         ttl_seconds=alert.ttl_seconds,
         topics=tuple(alert.topics),
         analytics_label=f"alert-{alert.id[:8]}",
+        open_url=f"{public_url.rstrip('/')}/o/{alert.id}" if public_url else None,
     )

@@ -71,9 +71,10 @@ def send_batch(
     limiter: SendLimiter,
     lease_seconds: int,
     max_attempts: int,
+    public_url: str | None = None,
 ) -> BatchResult:
     owner = str(uuid.uuid4())
-    leased = _lease(sessions, batch_id, owner, lease_seconds)
+    leased = _lease(sessions, batch_id, owner, lease_seconds, public_url)
     if isinstance(leased, BatchResult):
         return leased
     push_alert, targets = leased
@@ -92,7 +93,11 @@ def send_batch(
 
 
 def _lease(
-    sessions: sessionmaker[Session], batch_id: int, owner: str, lease_seconds: int
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    owner: str,
+    lease_seconds: int,
+    public_url: str | None,
 ) -> BatchResult | tuple[PushAlert, list[Target]]:
     now = utcnow()
     with sessions.begin() as session:
@@ -125,7 +130,7 @@ def _lease(
         batch.status, batch.lease_owner = "sending", owner
         batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
         batch.attempts += 1
-        push_alert = to_push_alert(alert)
+        push_alert = to_push_alert(alert, public_url)
     dead = [r.device_id for r in rows if r.state != "active"]
     missing = _missing_devices(sessions, batch_id, {r.device_id for r in rows})
     if dead or missing:

@@ -100,7 +100,7 @@ def _message(alert: PushAlert, platform: str, token: str, ttl: int) -> messaging
             fcm_options=messaging.APNSFCMOptions(image=alert.image_url),
         )
     else:
-        link = fcm_fields.https_link(alert.url)
+        link = fcm_fields.https_link(alert.open_url or alert.url)
         webpush = messaging.WebpushConfig(
             headers={
                 "Urgency": "high",

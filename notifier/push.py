@@ -28,6 +28,9 @@ class PushAlert:
     image_url: str | None = None
     topics: tuple[str, ...] = ()
     analytics_label: str | None = None
+    # Where a click on a web notification should go when it is to be counted as an open
+    # (``{public_url}/o/{alert_id}``, which redirects to ``url``); None sends readers straight on.
+    open_url: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -128,6 +128,7 @@ def send_batch(batch_id: int) -> dict[str, Any]:
         limiter=proc.limiter,
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_send_attempts,
+        public_url=settings.public_url,
     )
     if result.retry_in is not None and result.retry_in <= 600:
         proc.runtime.publisher.publish("send", str(batch_id), countdown=result.retry_in)

@@ -77,6 +77,14 @@ def test_web_message_is_urgent_and_opens_the_article(sender: FcmSender, received
     assert webpush["notification"]["tag"] == "alert-42"
 
 
+def test_web_clicks_go_through_the_open_counter_when_one_is_configured(
+    sender: FcmSender, received: Received
+) -> None:
+    counted = "https://notifier.news.example/o/alert-42"
+    webpush = _deliver(sender, received, "web", open_url=counted)["webpush"]
+    assert webpush["fcm_options"]["link"] == counted
+
+
 def test_ttl_never_outlives_the_alert(sender: FcmSender, received: Received) -> None:
     soon = datetime.now(UTC) + timedelta(seconds=120)
     android = _deliver(sender, received, "android", expires_at=soon, ttl_seconds=3600)["android"]
