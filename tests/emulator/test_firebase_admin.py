@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,7 +26,11 @@ def app(emulator: str, service_account_file: Path) -> Iterator[firebase_admin.Ap
         name="emulator-tests-stock",
     )
     yield app
-    firebase_admin.delete_app(app)
+    # delete_app closes the SDK's async client with asyncio.run(), which refuses to run in a thread
+    # that already has a running loop (Playwright's, when the browser suites ran first).
+    closer = threading.Thread(target=firebase_admin.delete_app, args=(app,))
+    closer.start()
+    closer.join(timeout=10)
 
 
 def _message(token: str) -> messaging.Message:
