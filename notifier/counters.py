@@ -74,15 +74,21 @@ class Tally:
             {"metric": metric, "labels": labels, "value": amount}
             for (metric, labels), amount in sorted(self._values.items())
         ]
-        insert = _insert_for(session)
-        statement = insert(Counter).values(rows)
-        session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["metric", "labels"],
-                set_={"value": Counter.value + statement.excluded.value},
-            )
-        )
+        _upsert_adding(session, Counter, rows, ("metric", "labels"), "value")
         self._values.clear()
+
+
+def _upsert_adding(
+    session: Session, model: Any, rows: list[dict[str, Any]], key: tuple[str, ...], column: str
+) -> None:
+    """Insert ``rows``; where a key exists already, add the row's ``column`` to the stored one."""
+    statement = _insert_for(session)(model).values(rows)
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=list(key),
+            set_={column: getattr(model, column) + getattr(statement.excluded, column)},
+        )
+    )
 
 
 def _insert_for(session: Session) -> Any:
@@ -103,16 +109,8 @@ def add_minute(session: Session, when: datetime, counts: Mapping[str, int]) -> N
         for outcome, count in sorted(counts.items())
         if count
     ]
-    if not rows:
-        return
-    insert = _insert_for(session)
-    statement = insert(SendMinute).values(rows)
-    session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["minute", "outcome"],
-            set_={"count": SendMinute.count + statement.excluded.count},
-        )
-    )
+    if rows:
+        _upsert_adding(session, SendMinute, rows, ("minute", "outcome"), "count")
 
 
 def read_counters(session: Session) -> list[tuple[str, str, float]]:
