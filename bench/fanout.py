@@ -139,6 +139,7 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument("--workers", type=int, default=2, help="worker processes")
     parser.add_argument("--concurrency", type=int, default=1, help="pool size of each worker")
+    parser.add_argument("--pool", choices=["prefork", "threads"], default="prefork")
     parser.add_argument("--bare", type=int, default=20_000, help="requests for the bare client")
     parser.add_argument(
         "--database",
@@ -192,7 +193,7 @@ def main() -> int:
             urllib.request.Request(f"{emulator_url}/emulator/messages", method="DELETE")
         )
 
-        log(f"starting {args.workers} worker process(es) x {args.concurrency}")
+        log(f"starting {args.workers} worker process(es) x {args.concurrency} ({args.pool})")
         for i in range(args.workers):
             workers.append(
                 subprocess.Popen(
@@ -203,6 +204,8 @@ def main() -> int:
                         "worker",
                         "--concurrency",
                         str(args.concurrency),
+                        "--pool",
+                        args.pool,
                         "--loglevel",
                         "WARNING",
                         "-n",

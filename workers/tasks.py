@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from datetime import timedelta
 from typing import Any
 
-from celery.signals import worker_process_init, worker_process_shutdown
+from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
 from notifier import delivery, planner, sweeper
 from notifier.logs import bind, clear
@@ -31,18 +32,30 @@ class _Process:
     sender: Any = None
     limiter: SendLimiter
 
+    _lock = threading.Lock()
+
     @classmethod
     def get(cls) -> type[_Process]:
+        with cls._lock:  # the threads pool runs several tasks of one process at once
+            cls._build_if_forked()
+        return cls
+
+    @classmethod
+    def _build_if_forked(cls) -> None:
         if cls.pid != os.getpid():
             cls.runtime = Runtime.start(app.conf.notifier_settings, prepare_database=False)
             cls.runtime.publisher = CeleryPublisher(app)
             cls.sender = None
             cls.limiter = _make_limiter(cls.runtime)
             cls.pid = os.getpid()
-        return cls
 
     @classmethod
     def fcm(cls) -> Any:
+        with cls._lock:
+            return cls._sender()
+
+    @classmethod
+    def _sender(cls) -> Any:
         if cls.sender is None:
             from notifier.fcm_sender import FcmSender
 
@@ -64,6 +77,14 @@ def _make_limiter(runtime: Runtime) -> SendLimiter:
             key=f"{settings.redis_key_prefix}notifier:fcm-quota",
         )
     return LocalTokenBucket(settings.fcm_quota_per_minute)
+
+
+@worker_ready.connect
+def _warm_up_in_place(sender: Any = None, **_: Any) -> None:
+    """Warm up the worker's own process when it runs tasks itself (threads or solo pool)."""
+    pool = getattr(sender, "pool", None)
+    if pool is not None and not type(pool).__module__.endswith("prefork"):
+        _warm_up()
 
 
 @worker_process_init.connect
