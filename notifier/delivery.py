@@ -23,7 +23,7 @@ from typing import Protocol
 from sqlalchemy import BigInteger, String, column, select, update, values
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier.alerts import CANCELLED, LIVE, get_alert, to_push_alert
+from notifier.alerts import LIVE, get_alert, to_push_alert
 from notifier.completion import expire_alert, finish_if_complete
 from notifier.counters import DELIVERY_LATENCY_BUCKETS, FCM_LATENCY_BUCKETS, Tally, add_minute
 from notifier.models import Alert, Batch, Delivery, Device, utcnow
@@ -101,36 +101,32 @@ def _lease(
 ) -> BatchResult | tuple[PushAlert, list[Target]]:
     now = utcnow()
     with sessions.begin() as session:
-        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-        if batch is None or batch.status in ("done", "cancelled"):
+        # Every transaction that locks an alert and its batches takes the alert first (shared
+        # here, so many batches lease at once; cancel and record take it exclusively): one lock
+        # order, so they never deadlock.
+        alert_id = _alert_of(session, batch_id)
+        if alert_id is None:
             return BatchResult(batch_id, "skipped")
-        if batch.status == "sending" and batch.lease_expires_at and batch.lease_expires_at > now:
-            return BatchResult(batch_id, "skipped")  # a duplicate message; the owner is on it
-        if batch.status == "retry_wait" and batch.next_attempt_at and batch.next_attempt_at > now:
-            wait = (batch.next_attempt_at - now).total_seconds()
-            return BatchResult(batch_id, "not_due", retry_in=wait)
-        # Shared lock: many batches lease concurrently; cancel (exclusive) waits for us.
-        alert = session.scalar(
-            select(Alert).where(Alert.id == batch.alert_id).with_for_update(read=True)
-        )
-        assert alert is not None
-        if alert.status == CANCELLED or alert.status not in LIVE:
-            _close_batch(session, batch, alert, now)
-            return BatchResult(batch_id, "cancelled")
-        if alert.expires_at <= now:
-            batch.status = "done"
-            return BatchResult(batch_id, "expired")  # the sweeper expires the alert itself
-        rows = session.execute(
-            select(Delivery.device_id, Device.token, Device.platform, Device.state)
-            .join(Device, Device.id == Delivery.device_id)
-            .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
-            .order_by(Delivery.device_id)
-        ).all()
-        targets = [Target(r.device_id, r.token, r.platform) for r in rows if r.state == "active"]
-        batch.status, batch.lease_owner = "sending", owner
-        batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        batch.attempts += 1
-        push_alert = to_push_alert(alert, public_url)
+        alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update(read=True))
+        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+        assert alert is not None and batch is not None
+        verdict = _not_to_send(alert, batch, now)
+        if verdict is None:
+            rows = session.execute(
+                select(Delivery.device_id, Device.token, Device.platform, Device.state)
+                .join(Device, Device.id == Delivery.device_id)
+                .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
+                .order_by(Delivery.device_id)
+            ).all()
+            batch.status, batch.lease_owner = "sending", owner
+            batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
+            batch.attempts += 1
+            push_alert = to_push_alert(alert, public_url)
+    if verdict is not None:
+        if verdict.state == "cancelled":
+            _close_batch(sessions, batch_id, now)
+        return verdict
+    targets = [Target(r.device_id, r.token, r.platform) for r in rows if r.state == "active"]
     dead = [r.device_id for r in rows if r.state != "active"]
     missing = _missing_devices(sessions, batch_id, {r.device_id for r in rows})
     if dead or missing:
@@ -152,43 +148,76 @@ def _missing_devices(
     return [device_id for device_id in pending if device_id not in present]
 
 
-def _close_batch(session: Session, batch: Batch, alert: Alert, now: datetime) -> None:
-    """A batch of an alert that was cancelled or finished: its pending devices are cancelled."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
-        .values(status="cancelled", updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    changed: int = result.rowcount  # type: ignore[attr-defined]
-    if changed:
-        session.execute(
-            update(Alert)
-            .where(Alert.id == alert.id)
-            .values(cancelled_count=Alert.cancelled_count + changed)
+def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) -> None:
+    """A batch of an alert that was cancelled or finished: its pending devices are cancelled.
+
+    Its own transaction, with the alert locked exclusively before the batch (it changes the
+    alert's counters), keeps the one lock order.
+    """
+    with sessions.begin() as session:
+        alert_id = _alert_of(session, batch_id)
+        if alert_id is None:
+            return
+        alert = get_alert(session, alert_id, for_update=True)
+        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+        if batch is None or batch.status in ("done", "cancelled"):
+            return
+        result = session.execute(
+            update(Delivery)
+            .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
+            .values(status="cancelled", updated_at=now)
+            .execution_options(synchronize_session=False)
         )
-    batch.status, batch.finished_at = "cancelled", now
+        alert.cancelled_count += result.rowcount  # type: ignore[attr-defined]
+        batch.status, batch.finished_at = "cancelled", now
 
 
 def _record_terminal(
     sessions: sessionmaker[Session], batch_id: int, owner: str, groups: dict[str, list[int]]
 ) -> None:
     with sessions.begin() as session:
-        batch = _owned_batch(session, batch_id, owner)
-        if batch is None:
+        owned = _owned_batch(session, batch_id, owner)
+        if owned is None:
             return
-        alert = get_alert(session, batch.alert_id, for_update=True)
+        alert, _batch = owned
         now = utcnow()
         for status, ids in groups.items():
             code = "device_gone" if status == "failed" else "already_pruned"
             _move(session, alert, ids, status, code, now)
 
 
-def _owned_batch(session: Session, batch_id: int, owner: str) -> Batch | None:
+def _not_to_send(alert: Alert, batch: Batch, now: datetime) -> BatchResult | None:
+    """Why this run must not send the batch (done, leased, not due, stopped), or None."""
+    if batch.status in ("done", "cancelled"):
+        return BatchResult(batch.id, "skipped")
+    if batch.status == "sending" and batch.lease_expires_at and batch.lease_expires_at > now:
+        return BatchResult(batch.id, "skipped")  # a duplicate message; the owner is on it
+    if batch.status == "retry_wait" and batch.next_attempt_at and batch.next_attempt_at > now:
+        return BatchResult(
+            batch.id, "not_due", retry_in=(batch.next_attempt_at - now).total_seconds()
+        )
+    if alert.status not in LIVE:
+        return BatchResult(batch.id, "cancelled")  # closed in a transaction of its own
+    if alert.expires_at <= now:
+        return BatchResult(batch.id, "expired")  # the sweeper expires the alert and its devices
+    return None
+
+
+def _alert_of(session: Session, batch_id: int) -> str | None:
+    """The batch's alert id (never changes, so it is read without a lock)."""
+    return session.scalar(select(Batch.alert_id).where(Batch.id == batch_id))
+
+
+def _owned_batch(session: Session, batch_id: int, owner: str) -> tuple[Alert, Batch] | None:
+    """The alert and the batch, locked in that order, if ``owner`` still holds the lease."""
+    alert_id = _alert_of(session, batch_id)
+    if alert_id is None:
+        return None
+    alert = get_alert(session, alert_id, for_update=True)
     batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
     if batch is None or batch.lease_owner != owner or batch.status != "sending":
         return None
-    return batch
+    return alert, batch
 
 
 def _move(
@@ -276,10 +305,10 @@ def _record(
 ) -> BatchResult:
     now = utcnow()
     with sessions.begin() as session:
-        batch = _owned_batch(session, batch_id, owner)
-        if batch is None:
+        owned = _owned_batch(session, batch_id, owner)
+        if owned is None:
             return BatchResult(batch_id, "lease_lost")
-        alert = get_alert(session, batch.alert_id, for_update=True)
+        alert, batch = owned
         accepted = [o for o in outcomes if isinstance(o, Accepted)]
         by_code: dict[tuple[str, str], list[int]] = defaultdict(list)
         retries: list[Retry] = []
