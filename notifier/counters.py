@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from notifier.db import dialect_insert
 from notifier.models import Counter, SendMinute
 
 # Seconds. FCM answers in tens of milliseconds; a breaking alert should land within seconds.
@@ -82,23 +83,13 @@ def _upsert_adding(
     session: Session, model: Any, rows: list[dict[str, Any]], key: tuple[str, ...], column: str
 ) -> None:
     """Insert ``rows``; where a key exists already, add the row's ``column`` to the stored one."""
-    statement = _insert_for(session)(model).values(rows)
+    statement = dialect_insert(session, model).values(rows)
     session.execute(
         statement.on_conflict_do_update(
             index_elements=list(key),
             set_={column: getattr(model, column) + getattr(statement.excluded, column)},
         )
     )
-
-
-def _insert_for(session: Session) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-
-        return insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert
 
 
 def add_minute(session: Session, when: datetime, counts: Mapping[str, int]) -> None:

@@ -68,15 +68,18 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         yield session
 
 
-def insert_ignoring_conflicts(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
-    """INSERT rows, skipping any that collide with an existing key (both backends support it)."""
-    if not rows:
-        return
+def dialect_insert(session: Session, table: Any) -> Any:
+    """An INSERT with ``on_conflict_do_*`` for the session's backend (PostgreSQL or SQLite)."""
     if session.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-        session.execute(pg_insert(table).on_conflict_do_nothing(), rows)
-    else:
-        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+        return pg_insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-        session.execute(sqlite_insert(table).on_conflict_do_nothing(), rows)
+    return sqlite_insert(table)
+
+
+def insert_ignoring_conflicts(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
+    """INSERT rows, skipping any that collide with an existing key (both backends support it)."""
+    if rows:
+        session.execute(dialect_insert(session, table).on_conflict_do_nothing(), rows)

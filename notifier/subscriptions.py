@@ -10,11 +10,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from notifier.db import insert_ignoring_conflicts
+from notifier.db import dialect_insert, insert_ignoring_conflicts
 from notifier.models import Device, Subscription, Topic, utcnow
 from notifier.topics import active_topics
 
@@ -70,46 +69,55 @@ def subscribe(
 ) -> tuple[DeviceProfile, bool]:
     """Add ``topics`` to the device's subscriptions, creating the device if new.
 
-    Returns the profile and whether the device was created. Safe under concurrent calls with the
-    same token: the loser of the insert race re-reads the winner's row.
+    Returns the profile and whether the device was created. One INSERT ... ON CONFLICT DO NOTHING
+    decides that atomically, so concurrent calls with the same token make one device; a known
+    token is then refreshed with one UPDATE (a pruned token that comes back is live again).
     """
     topic_ids = resolve_topics(session, topics)
-    device, created = _get_or_create_device(session, token, platform)
     now = utcnow()
-    device.platform = platform
-    device.last_seen_at = now
-    if locale is not None:
-        device.locale = locale
-    if timezone is not None:
-        device.timezone = timezone
-    if device.state != "active":  # a pruned token that comes back is live again
-        device.state, device.dead_reason, device.dead_at = "active", None, None
-    session.flush()
+    device_id = session.scalar(
+        dialect_insert(session, Device)
+        .values(
+            token=token,
+            platform=platform,
+            locale=locale,
+            timezone=timezone,
+            state="active",
+            created_at=now,
+            last_seen_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["token"])
+        .returning(Device.id)
+    )
+    created = device_id is not None
+    if not created:
+        changes: dict[str, object] = {
+            "platform": platform,
+            "last_seen_at": now,
+            "state": "active",
+            "dead_reason": None,
+            "dead_at": None,
+        }
+        if locale is not None:
+            changes["locale"] = locale
+        if timezone is not None:
+            changes["timezone"] = timezone
+        device_id = session.scalar(
+            update(Device).where(Device.token == token).values(**changes).returning(Device.id)
+        )
     insert_ignoring_conflicts(
         session,
         Subscription.__table__,
         [
-            {"topic_id": tid, "device_id": device.id, "created_at": now}
+            {"topic_id": tid, "device_id": device_id, "created_at": now}
             for tid in topic_ids.values()
         ],
     )
-    return profile(session, device), created
-
-
-def _get_or_create_device(session: Session, token: str, platform: str) -> tuple[Device, bool]:
-    device = find_device(session, token)
-    if device is not None:
-        return device, False
-    try:
-        with session.begin_nested():
-            device = Device(token=token, platform=platform)
-            session.add(device)
-        return device, True
-    except IntegrityError:
-        existing = find_device(session, token)
-        if existing is None:
-            raise
-        return existing, False
+    if created:  # nothing to read back: the device is exactly what was just written
+        return DeviceProfile(platform, sorted(topic_ids), locale, timezone, now, now), True
+    device = session.get(Device, device_id, populate_existing=True)
+    assert device is not None
+    return profile(session, device), False
 
 
 def find_device(session: Session, token: str) -> Device | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,9 +74,22 @@ def sync_topics(session: Session, catalogue: list[TopicSpec]) -> None:
     listed = [spec.slug for spec in catalogue]
     session.execute(update(Topic).where(Topic.slug.not_in(listed)).values(active=False))
     session.flush()
+    _cache.clear()
+
+
+# The catalogue changes only when an operator syncs it (at start-up), yet every subscribe needs
+# it: each process keeps it for a short while instead of asking the database every request.
+_CACHE_SECONDS = 30.0
+_cache: dict[str, tuple[float, dict[str, int]]] = {}
 
 
 def active_topics(session: Session) -> dict[str, int]:
-    """Slug -> id of every topic readers may subscribe to."""
+    """Slug -> id of every topic readers may subscribe to (cached per database, 30 s)."""
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
+        return hit[1]
     rows = session.execute(select(Topic.slug, Topic.id).where(Topic.active.is_(True)))
-    return {slug: topic_id for slug, topic_id in rows}
+    topics = {slug: topic_id for slug, topic_id in rows}
+    _cache[key] = (time.monotonic(), topics)
+    return topics

@@ -102,7 +102,7 @@ def test_wrong_method_is_405_with_allow(client: FlaskClient) -> None:
 
 
 def test_a_flood_from_one_address_is_429_with_retry_after(tmp_path: Path, db_url: str) -> None:
-    settings = make_settings(tmp_path, database_url=db_url, rate_limits="subscriptions=5/minute")
+    settings = make_settings(tmp_path, database_url=db_url, rate_limits="subscriptions=5/hour")
     client = create_app(runtime=Runtime.start(settings)).test_client()
     statuses = [client.post("/v1/subscriptions", json=subscription()).status_code for _ in range(7)]
     assert statuses[:5] == [201] * 5
@@ -114,7 +114,7 @@ def test_a_flood_from_one_address_is_429_with_retry_after(tmp_path: Path, db_url
 
 def test_rate_limit_is_shared_through_redis(tmp_path: Path, db_url: str, redis_url: str) -> None:
     settings = make_settings(
-        tmp_path, database_url=db_url, redis_url=redis_url, rate_limits="subscriptions=4/minute"
+        tmp_path, database_url=db_url, redis_url=redis_url, rate_limits="subscriptions=4/hour"
     )
     runtime = Runtime.start(settings)
     first, second = (

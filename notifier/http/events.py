@@ -38,14 +38,18 @@ def receive() -> tuple[Response, int]:
     try:
         return _receive(runtime)
     except Problem as problem:
-        _count_rejection(runtime, problem.status)
+        _count(runtime, f"rejected_{problem.status}")
         raise
 
 
-def _count_rejection(runtime: Runtime, status: int) -> None:
-    """Count a refused delivery for /metrics; best effort, it must never mask the answer."""
+def _count(runtime: Runtime, result: str) -> None:
+    """Count a delivery by result for /metrics; best effort, it must never mask the answer.
+
+    Its own transaction, after the event's: every webhook bumps the same few counter rows, and
+    holding one of them locked through the event's commit would queue concurrent webhooks.
+    """
     tally = Tally()
-    tally.add("notifier_webhook_requests_total", result=f"rejected_{status}")
+    tally.add("notifier_webhook_requests_total", result=result)
     try:
         with transaction(runtime.sessions) as session:
             tally.flush(session)
@@ -135,10 +139,6 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
     try:
         with transaction(runtime.sessions) as session:
             result = ingest_event(session, webhook_id=webhook_id, payload=payload, rules=rules)
-            tally = Tally()
-            tally.add("notifier_webhook_requests_total", result=result.decision.value)
-            tally.flush(session)
-            return result
     except ValidationError as exc:
         raise validation_problem(exc) from None
     except (DBAPIError, PoolTimeout) as exc:
@@ -154,6 +154,8 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
             "The event could not be recorded; retry later.",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         ) from None
+    _count(runtime, result.decision.value)
+    return result
 
 
 def _database_unavailable(exc: DBAPIError) -> bool:

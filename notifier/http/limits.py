@@ -36,7 +36,9 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
         if settings.redis_url
         else {},
-        strategy="moving-window",
+        # One counter per client and window (one Redis INCR); a moving window costs a sorted
+        # list per client and two scripts per request, for a precision public endpoints don't need.
+        strategy="fixed-window",
         headers_enabled=True,
         swallow_errors=True,
         key_prefix=f"{settings.redis_key_prefix}notifier-limits",
