@@ -8,6 +8,7 @@ survive restarts. Rows are upserted in sorted order so concurrent transactions n
 
 from __future__ import annotations
 
+import os
 from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
@@ -19,6 +20,9 @@ from sqlalchemy.orm import Session
 
 from notifier.db import dialect_insert
 from notifier.models import Counter, SendMinute
+
+SHARD_LABEL = "__shard"
+SHARDS = 16
 
 # Seconds. FCM answers in tens of milliseconds; a breaking alert should land within seconds.
 FCM_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -67,12 +71,16 @@ class Tally:
     def flush(self, session: Session) -> None:
         """Upsert every increment in one statement; call inside the counted work's transaction.
 
-        Rows are sorted so that concurrent transactions lock them in the same order.
+        Each process writes its own shard of every series (a suffix on the stored labels, summed
+        away by :func:`read_counters`), so concurrent requests and workers do not queue on one
+        hot row while their transactions commit. Rows are sorted so that transactions lock them
+        in the same order.
         """
         if not self._values:
             return
+        shard = f'{SHARD_LABEL}="{os.getpid() % SHARDS}"'
         rows = [
-            {"metric": metric, "labels": labels, "value": amount}
+            {"metric": metric, "labels": f"{labels},{shard}" if labels else shard, "value": amount}
             for (metric, labels), amount in sorted(self._values.items())
         ]
         _upsert_adding(session, Counter, rows, ("metric", "labels"), "value")
@@ -105,8 +113,14 @@ def add_minute(session: Session, when: datetime, counts: Mapping[str, int]) -> N
 
 
 def read_counters(session: Session) -> list[tuple[str, str, float]]:
-    rows = session.execute(select(Counter.metric, Counter.labels, Counter.value)).all()
-    return [(m, labels, v) for m, labels, v in rows]
+    """Every series with its shards summed: ``(metric, labels, value)``."""
+    totals: dict[tuple[str, str], float] = defaultdict(float)
+    for metric, labels, value in session.execute(
+        select(Counter.metric, Counter.labels, Counter.value)
+    ):
+        kept = ",".join(p for p in labels.split(",") if p and not p.startswith(SHARD_LABEL + "="))
+        totals[(metric, kept)] += value
+    return [(metric, labels, value) for (metric, labels), value in sorted(totals.items())]
 
 
 def minutes_since(session: Session, since: datetime) -> list[tuple[datetime, str, int]]:

@@ -43,11 +43,7 @@ def receive() -> tuple[Response, int]:
 
 
 def _count(runtime: Runtime, result: str) -> None:
-    """Count a delivery by result for /metrics; best effort, it must never mask the answer.
-
-    Its own transaction, after the event's: every webhook bumps the same few counter rows, and
-    holding one of them locked through the event's commit would queue concurrent webhooks.
-    """
+    """Count a refused delivery for /metrics; best effort, it must never mask the answer."""
     tally = Tally()
     tally.add("notifier_webhook_requests_total", result=result)
     try:
@@ -139,6 +135,9 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
     try:
         with transaction(runtime.sessions) as session:
             result = ingest_event(session, webhook_id=webhook_id, payload=payload, rules=rules)
+            tally = Tally()
+            tally.add("notifier_webhook_requests_total", result=result.decision.value)
+            tally.flush(session)
     except ValidationError as exc:
         raise validation_problem(exc) from None
     except (DBAPIError, PoolTimeout) as exc:
@@ -154,7 +153,6 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
             "The event could not be recorded; retry later.",
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         ) from None
-    _count(runtime, result.decision.value)
     return result
 
 
