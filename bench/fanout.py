@@ -170,6 +170,8 @@ def main() -> int:
         NOTIFIER_FCM_PROJECT_ID="notifier-bench",
         NOTIFIER_DATA_DIR=str(tmp),
         NOTIFIER_WEBHOOK_SECRETS=SECRET,
+        # Keys of its own in Redis: workers left over from another run never take its tasks.
+        NOTIFIER_REDIS_KEY_PREFIX=f"{schema}:",
         NOTIFIER_LOG_LEVEL="WARNING",
     )
     workers: list[subprocess.Popen[bytes]] = []
