@@ -284,7 +284,8 @@ def _article_changed(
 ) -> tuple[Decision, Alert | None]:
     data = event.data
     article = session.get(Article, data.id, with_for_update=True)
-    alert = _alert_of(session, data.id)
+    # An alert references its article row, so a first delivery (no row yet) has none to find.
+    alert = _alert_of(session, data.id) if article is not None else None
     if article is not None and _is_stale(article.revision, data.revision):
         # Deliveries arrive out of order: keep the newer text. A retried publish still gets its
         # alert back, so the CMS sees the answer it missed.
