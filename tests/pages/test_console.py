@@ -110,3 +110,29 @@ def test_the_form_previews_the_alert_and_a_double_click_creates_one_alert(
     assert listed[0]["topics"] == ["israel"]
     assert listed[0]["status"] == "scheduled"
     assert page.get_by_label("Headline").input_value() == ""  # ready for the next alert
+
+
+def test_stop_ends_a_fanout_in_progress(stack: Stack, browsing: Browsing) -> None:
+    from tests.pages.test_dashboard import subscribe_audience
+
+    subscribe_audience(stack, 3000)
+    stack.emulator.faults(latency_ms=250)  # a batch then takes over a second at FCM
+    stack.start_worker(concurrency=1)
+    alert = stack.post_alert(headline="Storm warning upgraded")
+    page = browsing.page
+    browsing.open("/console", stack.editor_key)
+    row = page.locator("#recent-rows tr", has_text="Storm warning upgraded")
+    stop = row.get_by_role("button", name="Stop sending Storm warning upgraded")
+    expect(stop).to_be_visible(timeout=20_000)
+
+    stop.click()
+
+    expect(page.locator("#status")).to_contain_text("Stopped “Storm warning upgraded”")
+    expect(row.locator(".badge")).to_have_text("cancelled")
+    stack.emulator.faults()
+    time.sleep(2)
+    view = stack.alert(alert["id"])
+    assert view["status"] == "cancelled"
+    assert view["counts"]["cancelled"] > 0
+    assert len(stack.emulator.messages()) == view["counts"]["sent"] < 3000
+    browsing.screenshot("console-stopped-mid-fanout")

@@ -130,11 +130,14 @@ function renderHold(alerts) {
 // ---- recent alerts ---------------------------------------------------------------------------
 
 function recentRow(alert) {
-  return h(
+  // Mid fan-out an editor can still stop the rest: batches not yet handed to FCM are cancelled.
+  const stop = h("button", { className: "danger small-button", attrs: { type: "button" } }, "Stop");
+  stop.hidden = true;
+  const row = h(
     "tr",
     {},
     h("td", {}, h("div", { className: "headline" }), h("div", { className: "small meta" })),
-    h("td", {}, h("span", { className: "badge" })),
+    h("td", {}, h("span", { className: "badge" }), h("div", {}, stop)),
     h(
       "td",
       { className: "progress-col" },
@@ -148,6 +151,15 @@ function recentRow(alert) {
       h("div", { className: "small open-rate" }),
     ),
   );
+  stop.addEventListener("click", () => {
+    stop.disabled = true;
+    const headline = row.querySelector(".headline").textContent;
+    act(
+      api(`/v1/alerts/${encodeURIComponent(row.dataset.key)}/cancel`, { method: "POST" }),
+      () => `Stopped “${headline}”. Devices already handed to FCM still get it; no more are sent.`,
+    );
+  });
+  return row;
 }
 
 function updateRecentRow(row, alert) {
@@ -161,6 +173,9 @@ function updateRecentRow(row, alert) {
   const badge = row.querySelector(".badge");
   badge.className = `badge ${alert.status}`;
   setText(badge, alert.status);
+  const stop = row.querySelector("button");
+  stop.hidden = alert.status !== "sending";
+  stop.setAttribute("aria-label", `Stop sending ${alert.headline}`);
   setProgress(row.querySelector("progress"), done, c.audience);
   const parts = [`${count(c.sent)} sent`, `${count(c.failed)} failed`, `${count(c.pruned)} pruned`];
   if (c.cancelled) parts.push(`${count(c.cancelled)} cancelled`);
