@@ -114,7 +114,8 @@ def _lease(
         if verdict is None:
             rows = session.execute(
                 select(Delivery.device_id, Device.token, Device.platform, Device.state)
-                .join(Device, Device.id == Delivery.device_id)
+                # Outer join: a device that unsubscribed entirely since planning has no row.
+                .outerjoin(Device, Device.id == Delivery.device_id)
                 .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
                 .order_by(Delivery.device_id)
             ).all()
@@ -127,25 +128,12 @@ def _lease(
             _close_batch(sessions, batch_id, now)
         return verdict
     targets = [Target(r.device_id, r.token, r.platform) for r in rows if r.state == "active"]
-    dead = [r.device_id for r in rows if r.state != "active"]
-    missing = _missing_devices(sessions, batch_id, {r.device_id for r in rows})
+    dead = [r.device_id for r in rows if r.state is not None and r.state != "active"]
+    missing = [r.device_id for r in rows if r.state is None]
     if dead or missing:
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
         _record_terminal(sessions, batch_id, owner, {"pruned": dead, "failed": missing})
     return push_alert, targets
-
-
-def _missing_devices(
-    sessions: sessionmaker[Session], batch_id: int, present: set[int]
-) -> list[int]:
-    """Pending deliveries whose device row is gone (the reader unsubscribed entirely)."""
-    with sessions() as session:
-        pending = session.scalars(
-            select(Delivery.device_id).where(
-                Delivery.batch_id == batch_id, Delivery.status == "pending"
-            )
-        ).all()
-    return [device_id for device_id in pending if device_id not in present]
 
 
 def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) -> None:

@@ -16,6 +16,7 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from notifier import delivery, planner, sweeper
 from notifier.logs import bind, clear
+from notifier.outbox import MAX_COUNTDOWN
 from notifier.ratelimit import LocalTokenBucket, RedisTokenBucket, SendLimiter
 from notifier.runtime import Runtime
 from workers.celery_app import app
@@ -151,7 +152,9 @@ def send_batch(batch_id: int) -> dict[str, Any]:
         max_attempts=settings.max_send_attempts,
         public_url=settings.public_url,
     )
-    if result.retry_in is not None and result.retry_in <= 600:
+    if result.retry_in is not None and result.retry_in <= MAX_COUNTDOWN:
+        # Longer waits are left to the sweeper: a countdown past the broker's visibility
+        # timeout would deliver the task more than once.
         proc.runtime.publisher.publish("send", str(batch_id), countdown=result.retry_in)
     log.info("batch", extra={"fields": {"state": result.state, **result.counts}})
     return {"state": result.state, "counts": result.counts}

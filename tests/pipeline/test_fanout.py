@@ -84,3 +84,44 @@ def test_an_alert_with_no_audience_is_sent_at_once(stack: Stack) -> None:
     view = stack.wait_for_status(stack.post_alert(topics=["culture"])["id"])
     assert view["status"] == "sent"
     assert view["counts"]["audience"] == 0
+
+
+def test_a_device_gone_or_pruned_after_planning_is_recorded_not_sent(stack: Stack) -> None:
+    from notifier.alerts import AlertDraft, create_alert
+    from notifier.db import transaction
+    from notifier.planner import plan_slice
+
+    tokens = subscribe_many(stack, "late", 5, ["israel"])
+    with transaction(stack.runtime.sessions) as session:
+        alert_id = create_alert(
+            session,
+            AlertDraft(headline="h", url="https://news.example/a", topics=("israel",)),
+            default_hold=0,
+            default_ttl=3600,
+        ).id
+    batch_id = plan_slice(stack.runtime.sessions, alert_id).batch_ids[0]
+    stack.client.delete("/v1/subscriptions", json={"token": tokens[0]})  # forgets the device
+    with stack.runtime.sessions.begin() as session:
+        device = session.scalar(select(Device).where(Device.token == tokens[1]))
+        assert device is not None
+        device.state = "dead"  # pruned by another alert meanwhile
+    stack.start_worker()
+    stack.runtime.publisher.publish("send", str(batch_id))
+
+    view = stack.wait_for_status(alert_id)
+    assert view["counts"] == {
+        "audience": 5,
+        "sent": 3,
+        "failed": 1,
+        "pruned": 1,
+        "cancelled": 0,
+        "pending": 0,
+    }
+    assert sorted(stack.emulator.tokens()) == sorted(tokens[2:])
+    with stack.runtime.sessions() as session:
+        codes = dict(
+            session.execute(
+                select(Delivery.status, Delivery.error_code).where(Delivery.status != "sent")
+            ).all()
+        )
+    assert codes == {"failed": "device_gone", "pruned": "already_pruned"}
