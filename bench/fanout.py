@@ -29,14 +29,14 @@ import aiohttp
 import redis
 from sqlalchemy import text
 
-from notifier import migrate
-from notifier.db import make_engine
-from notifier.devices_import import import_devices
+from notifier.core import migrate
+from notifier.core.db import make_engine
+from notifier.core.settings import load_settings, normalise_database_url
 from notifier.emulator.launcher import start_emulator_process, stop_emulator_process
 from notifier.http.app import create_app
+from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
-from notifier.settings import load_settings, normalise_database_url
-from notifier.webhooks import sign_webhook
+from notifier.subscriptions.bulk_import import import_devices
 from workers.celery_app import make_celery
 from workers.publish import CeleryPublisher
 
@@ -262,7 +262,7 @@ def main() -> int:
                 raise SystemExit(f"a worker exited ({dead[0].returncode}); see {tmp}/worker*.log")
             peak_rss = max(peak_rss, sum(rss_kib(w.pid) for w in workers))
             with runtime.sessions() as session:
-                from notifier.models import Alert
+                from notifier.core.models import Alert
 
                 alert = session.get(Alert, alert_id)
                 assert alert is not None

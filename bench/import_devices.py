@@ -28,13 +28,13 @@ from urllib.parse import quote
 
 from sqlalchemy import text
 
-from notifier import migrate
-from notifier.db import make_engine
-from notifier.devices_import import DEFAULT_BATCH_SIZE, ImportReport, import_devices
-from notifier.http.schemas import SubscribeRequest
+from notifier.core import migrate
+from notifier.core.db import make_engine
+from notifier.core.settings import load_settings, normalise_database_url
 from notifier.runtime import Runtime
-from notifier.settings import load_settings, normalise_database_url
-from notifier.subscriptions import subscribe
+from notifier.subscriptions.bulk_import import DEFAULT_BATCH_SIZE, ImportReport, import_devices
+from notifier.subscriptions.requests import SubscribeRequest
+from notifier.subscriptions.service import subscribe
 
 PG_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PLATFORMS = ["android"] * 6 + ["ios"] * 3 + ["web"]

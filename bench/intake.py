@@ -48,10 +48,10 @@ import aiohttp
 import redis
 from sqlalchemy import Engine, text
 
-from notifier import migrate
-from notifier.db import make_engine
-from notifier.settings import normalise_database_url
-from notifier.webhooks import sign_webhook
+from notifier.core import migrate
+from notifier.core.db import make_engine
+from notifier.core.settings import normalise_database_url
+from notifier.intake.signatures import sign_webhook
 
 SECRET = "whsec_" + "aW50YWtlLWJlbmNobWFyay1zZWNyZXQtMDEyMw=="
 TOPICS = ["breaking", "israel", "world", "politics", "business", "technology", "sport", "culture"]

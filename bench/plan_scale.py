@@ -22,14 +22,14 @@ from urllib.parse import quote
 
 from sqlalchemy import select, text
 
-from notifier import migrate
-from notifier.alerts import AlertDraft, create_alert
-from notifier.db import make_engine, make_session_factory, transaction
-from notifier.devices_import import import_devices
-from notifier.models import Subscription, Topic, utcnow
-from notifier.planner import PAGE_SIZE, _plan_page, page_of_audience
-from notifier.settings import normalise_database_url
-from notifier.topics import load_catalogue, sync_topics
+from notifier.alerts.service import AlertDraft, create_alert
+from notifier.core import migrate
+from notifier.core.db import make_engine, make_session_factory, transaction
+from notifier.core.models import Subscription, Topic, utcnow
+from notifier.core.settings import normalise_database_url
+from notifier.pipeline.planner import PAGE_SIZE, _plan_page, page_of_audience
+from notifier.subscriptions.bulk_import import import_devices
+from notifier.subscriptions.topics import load_catalogue, sync_topics
 
 
 def log(message: str) -> None:

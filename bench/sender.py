@@ -33,8 +33,8 @@ import aiohttp
 from firebase_admin import messaging
 
 from notifier.emulator import start_emulator_process, stop_emulator_process, write_service_account
-from notifier.fcm_sender import FcmSender, build_message, initialize_stock_app
-from notifier.push import PLATFORMS, PushAlert, Target
+from notifier.fcm.sender import FcmSender, build_message, initialize_stock_app
+from notifier.fcm.types import PLATFORMS, PushAlert, Target
 
 PROJECT = "bench-project"
 

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier import migrate
-from notifier.db import is_sqlite, make_engine, make_session_factory, transaction
-from notifier.outbox import Publisher, dispatch
-from notifier.settings import Settings, SettingsError, load_settings
-from notifier.topics import TopicSpec, load_catalogue, sync_topics
+from notifier.core import migrate
+from notifier.core.db import is_sqlite, make_engine, make_session_factory, transaction
+from notifier.core.outbox import Publisher, dispatch
+from notifier.core.settings import Settings, SettingsError, load_settings
+from notifier.subscriptions.topics import TopicSpec, load_catalogue, sync_topics
 
 
 @dataclass

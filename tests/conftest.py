@@ -21,12 +21,12 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import Engine, text
 
-from notifier import migrate
-from notifier.db import make_engine
+from notifier.core import migrate
+from notifier.core.db import make_engine
+from notifier.core.models import Base
+from notifier.core.settings import Settings, load_settings, normalise_database_url
 from notifier.http.app import create_app
-from notifier.models import Base
 from notifier.runtime import Runtime
-from notifier.settings import Settings, load_settings, normalise_database_url
 
 # Shared across suites: one emulator process (emulator and sender suites) and one Chromium
 # (widget and pages suites) per session.

@@ -9,10 +9,10 @@ from click.testing import CliRunner
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from notifier.apikeys import create_key, revoke_key
-from notifier.cli import main
-from notifier.db import transaction
-from notifier.models import ApiKey
+from notifier.cli.main import main
+from notifier.core.apikeys import create_key, revoke_key
+from notifier.core.db import transaction
+from notifier.core.models import ApiKey
 from notifier.runtime import Runtime
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from notifier import migrate
-from notifier.cli import main
-from notifier.db import make_engine
+from notifier.cli.main import main
+from notifier.core import migrate
+from notifier.core.db import make_engine
 from tests.factories import subscription
 from tests.support import free_port, notifier_process, stop, wait_for_http
 

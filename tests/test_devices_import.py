@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import func, select, update
 
-from notifier.cli import main
-from notifier.devices_import import MAX_KEPT_REJECTIONS, ImportReport, import_devices
-from notifier.models import Device, Subscription, Topic
+from notifier.cli.main import main
+from notifier.core.models import Device, Subscription, Topic
 from notifier.runtime import Runtime
-from notifier.subscriptions import subscribe
+from notifier.subscriptions.bulk_import import MAX_KEPT_REJECTIONS, ImportReport, import_devices
+from notifier.subscriptions.service import subscribe
 from tests.factories import token
 
 Line = dict[str, Any] | str

@@ -24,13 +24,13 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select, update
 from werkzeug.test import TestResponse
 
-from notifier.db import transaction
-from notifier.events import Decision, IntakeResult, IntakeRules, ingest_event
+from notifier.core.db import transaction
+from notifier.core.models import Alert, Article, Outbox, WebhookEvent
+from notifier.core.settings import Settings
 from notifier.http.app import create_app
-from notifier.models import Alert, Article, Outbox, WebhookEvent
+from notifier.intake.events import Decision, IntakeResult, IntakeRules, ingest_event
+from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
-from notifier.settings import Settings
-from notifier.webhooks import sign_webhook
 from tests.conftest import make_settings
 from tests.support import free_port
 
@@ -290,7 +290,7 @@ def test_concurrent_deliveries_of_one_article_make_one_alert(
     """Two API processes take the same event at once: the unique constraints pick one."""
     if runtime.engine.dialect.name != "postgresql":
         pytest.skip("SQLite serialises writers at BEGIN, so there is no race to lose")
-    caplog.set_level(logging.INFO, logger="notifier.events")
+    caplog.set_level(logging.INFO, logger="notifier.intake.events")
     rules = IntakeRules(alerting_topics=(), hold_seconds=HOLD_SECONDS, ttl_seconds=3600)
     payload = published()
     answers: list[IntakeResult] = []

@@ -6,9 +6,9 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-from notifier import migrate
-from notifier.db import make_engine
-from notifier.models import Base
+from notifier.core import migrate
+from notifier.core.db import make_engine
+from notifier.core.models import Base
 
 
 def test_upgrade_matches_the_models_and_downgrade_removes_everything(db_url: str) -> None:

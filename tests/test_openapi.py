@@ -26,8 +26,8 @@ from openapi_spec_validator import validate
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from notifier.apikeys import create_key
-from notifier.db import transaction
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
 from notifier.http import openapi
 from notifier.http.app import create_app
 from notifier.runtime import Runtime

@@ -8,11 +8,11 @@ from pathlib import Path
 from flask import Flask
 from flask.testing import FlaskClient
 
-from notifier.alerts import AlertDraft, create_alert
-from notifier.apikeys import create_key
-from notifier.db import transaction
+from notifier.alerts.service import AlertDraft, create_alert
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
+from notifier.core.models import Alert
 from notifier.http.app import create_app
-from notifier.models import Alert
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 
 from sqlalchemy import func, select, update
 
-from notifier.alerts import AlertDraft, create_alert
-from notifier.db import transaction
-from notifier.models import Alert, Batch, Delivery, Device, Outbox, Subscription, utcnow
-from notifier.planner import PAGE_SIZE, plan_slice
+from notifier.alerts.service import AlertDraft, create_alert
+from notifier.core.db import transaction
+from notifier.core.models import Alert, Batch, Delivery, Device, Outbox, Subscription, utcnow
+from notifier.pipeline.planner import PAGE_SIZE, plan_slice
+from notifier.pipeline.sweeper import delete_stale_devices, sweep
 from notifier.runtime import Runtime
-from notifier.subscriptions import subscribe
-from notifier.sweeper import delete_stale_devices, sweep
+from notifier.subscriptions.service import subscribe
 
 
 class Recorder:

@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 import redis
 
-from notifier import migrate
-from notifier.db import make_engine
+from notifier.core import migrate
+from notifier.core.db import make_engine
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
 from tests.conftest import make_settings, service_unavailable

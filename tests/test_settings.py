@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from notifier.settings import SettingsError, load_settings
-from notifier.topics import CatalogueError, load_catalogue
+from notifier.core.settings import SettingsError, load_settings
+from notifier.subscriptions.topics import CatalogueError, load_catalogue
 
 
 def test_embedded_defaults_need_nothing_configured() -> None:

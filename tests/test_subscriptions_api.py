@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
-from notifier.models import Device, Subscription
+from notifier.core.models import Device, Subscription
 from notifier.runtime import Runtime
 from tests.factories import subscription, token
 

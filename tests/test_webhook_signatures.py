@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from notifier.webhooks import WebhookRejected, sign_webhook, verify_webhook
+from notifier.intake.signatures import WebhookRejected, sign_webhook, verify_webhook
 
 NOW = 1_750_000_000
 TOLERANCE = 300

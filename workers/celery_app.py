@@ -9,8 +9,8 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Exchange, Queue
 
-from notifier.broker import transport_options
-from notifier.settings import Settings, load_settings
+from notifier.core.broker import transport_options
+from notifier.core.settings import Settings, load_settings
 
 # Queues in priority order: a worker started with `-Q breaking,planner,default` drains breaking
 # sends first. Separate queues, not Redis priorities (which Celery calls approximate at best).

@@ -14,7 +14,7 @@ ROUTES = {
 
 
 class CeleryPublisher:
-    """The :class:`notifier.outbox.Publisher` over a Celery app; messages carry ids only."""
+    """The :class:`notifier.core.outbox.Publisher` over a Celery app; messages carry ids only."""
 
     def __init__(self, app: Celery) -> None:
         self.app = app

@@ -14,10 +14,11 @@ from typing import Any
 
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
-from notifier import delivery, planner, sweeper
-from notifier.logs import bind, clear
-from notifier.outbox import MAX_COUNTDOWN
-from notifier.ratelimit import LocalTokenBucket, RedisTokenBucket, SendLimiter
+from notifier.core.logs import bind, clear
+from notifier.core.outbox import MAX_COUNTDOWN
+from notifier.pipeline import planner, sweeper
+from notifier.pipeline import send as delivery
+from notifier.pipeline.quota import LocalTokenBucket, RedisTokenBucket, SendLimiter
 from notifier.runtime import Runtime
 from workers.celery_app import app
 from workers.publish import CeleryPublisher
@@ -58,7 +59,7 @@ class _Process:
     @classmethod
     def _sender(cls) -> Any:
         if cls.sender is None:
-            from notifier.fcm_sender import FcmSender
+            from notifier.fcm.sender import FcmSender
 
             cls.sender = FcmSender.from_settings(cls.runtime.settings)
         return cls.sender

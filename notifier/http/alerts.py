@@ -12,16 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from notifier import alerts as service
-from notifier.db import transaction
+from notifier.alerts import service as service
+from notifier.core.db import transaction
+from notifier.core.models import Alert
+from notifier.core.outbox import pending_trigger_ids
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.http.schemas import Slug, Strict
-from notifier.models import Alert
-from notifier.outbox import pending_trigger_ids
 from notifier.runtime import Runtime
-from notifier.subscriptions import UnknownTopics, resolve_topics
+from notifier.subscriptions.requests import Slug, Strict
+from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
 bp = Blueprint("alerts", __name__)
 

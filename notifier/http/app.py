@@ -8,6 +8,8 @@ import uuid
 
 from flask import Flask, Response, g, request
 
+from notifier.core.logs import bind, clear, configure_logging
+from notifier.core.settings import Settings
 from notifier.http import (
     alerts,
     cors,
@@ -22,9 +24,7 @@ from notifier.http import (
 )
 from notifier.http.limits import LIMITED_ENDPOINTS, init_limiter
 from notifier.http.problems import Problem, register_error_handlers
-from notifier.logs import bind, clear, configure_logging
 from notifier.runtime import Runtime
-from notifier.settings import Settings
 
 access_log = logging.getLogger("notifier.access")
 

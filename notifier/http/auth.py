@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from flask import current_app, g, request
 
-from notifier.apikeys import Principal, authenticate
-from notifier.db import transaction
+from notifier.core.apikeys import Principal, authenticate
+from notifier.core.db import transaction
+from notifier.core.logs import bind
 from notifier.http.problems import Problem
-from notifier.logs import bind
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -1,4 +1,4 @@
-"""``POST /v1/events``: the CMS webhook, a thin adapter from signed bytes to :mod:`notifier.events`.
+"""``POST /v1/events``: the CMS webhook, from signed bytes to :mod:`notifier.intake.events`.
 
 The order is the point: cap the size before reading, verify the raw bytes before parsing, commit
 before answering 2xx, and dispatch triggers only after the commit.
@@ -16,13 +16,13 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from notifier.counters import Tally
-from notifier.db import transaction
-from notifier.events import IntakeResult, IntakeRules, ingest_event
+from notifier.core.counters import Tally
+from notifier.core.db import transaction
+from notifier.core.logs import bind
 from notifier.http.problems import Problem, validation_problem
-from notifier.logs import bind
+from notifier.intake.events import IntakeResult, IntakeRules, ingest_event
+from notifier.intake.signatures import WebhookRejected, verify_webhook
 from notifier.runtime import Runtime
-from notifier.webhooks import WebhookRejected, verify_webhook
 
 bp = Blueprint("events", __name__)
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from notifier.health import check_dependencies
+from notifier.observability.health import check_dependencies
 
 bp = Blueprint("health", __name__)
 

@@ -10,7 +10,7 @@ from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 
-from notifier.settings import Settings
+from notifier.core.settings import Settings
 
 # endpoint -> scope in NOTIFIER_RATE_LIMITS
 LIMITED_ENDPOINTS = {

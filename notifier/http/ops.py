@@ -7,12 +7,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from notifier import ops
+from notifier.core.models import utcnow
 from notifier.http.auth import require_role
 from notifier.http.problems import Problem
-from notifier.metrics import render
-from notifier.models import utcnow
-from notifier.queues import inspect_broker
+from notifier.observability import ops_view as ops
+from notifier.observability.metrics import render
+from notifier.observability.queues import inspect_broker
 from notifier.runtime import Runtime
 
 bp = Blueprint("ops", __name__)

@@ -1,22 +1,22 @@
-"""The readers' subscription API: thin adapters from JSON to :mod:`notifier.subscriptions`."""
+"""The readers' subscription API: adapters from JSON to :mod:`notifier.subscriptions.service`."""
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import select
 
-from notifier import subscriptions as service
-from notifier.db import transaction
+from notifier.core.db import transaction
+from notifier.core.logs import bind, token_ref
+from notifier.core.models import Topic
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.http.schemas import (
+from notifier.subscriptions import service as service
+from notifier.subscriptions.requests import (
     LookupRequest,
     RotateTokenRequest,
     SubscribeRequest,
     UnsubscribeRequest,
 )
-from notifier.logs import bind, token_ref
-from notifier.models import Topic
 
 bp = Blueprint("subscriptions", __name__)
 

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
-from notifier import testdevices as service
-from notifier.alerts import AlertNotFound, alert_view
-from notifier.db import transaction
+from notifier.alerts import test_sends as service
+from notifier.alerts.service import AlertNotFound, alert_view
+from notifier.core.db import transaction
+from notifier.core.outbox import pending_trigger_ids
+from notifier.fcm.types import Platform
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.http.schemas import Strict, Token
-from notifier.outbox import pending_trigger_ids
-from notifier.push import Platform
 from notifier.runtime import Runtime
+from notifier.subscriptions.requests import Strict, Token
 
 bp = Blueprint("testdevices", __name__)
 

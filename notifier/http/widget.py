@@ -15,11 +15,11 @@ from pathlib import Path
 from flask import Blueprint, Response, current_app, render_template, request
 from werkzeug.urls import iri_to_uri
 
-from notifier.db import transaction
+from notifier.alerts.opens import record_open
+from notifier.core.db import transaction
+from notifier.core.settings import Settings
 from notifier.http.problems import Problem
-from notifier.opens import record_open
 from notifier.runtime import Runtime
-from notifier.settings import Settings
 
 bp = Blueprint("widget", __name__)
 

@@ -20,12 +20,12 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from notifier import subscriptions
-from notifier.alerts import AlertDraft, create_alert
-from notifier.db import transaction
+from notifier.alerts.service import AlertDraft, create_alert
+from notifier.core.db import transaction
+from notifier.core.models import Alert, Device
 from notifier.http.app import create_app
-from notifier.models import Alert, Device
 from notifier.runtime import Runtime
+from notifier.subscriptions import service as subscriptions
 from tests.browser.fakes import FAKE_PUSH_SERVICE, PERMISSION_SPY, FakeFirebase
 from tests.browser.site import NewsSite
 from tests.conftest import make_settings, truncate_all

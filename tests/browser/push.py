@@ -61,7 +61,7 @@ async () => {{
 
 
 def fcm_web_push(alert_id: str, *, title: str, body: str, url: str) -> dict[str, Any]:
-    """What FCM delivers to a browser for a message built by notifier.fcm_sender."""
+    """What FCM delivers to a browser for a message built by notifier.fcm.sender."""
     return {
         "notification": {
             "title": title,

@@ -10,7 +10,7 @@ import firebase_admin
 import pytest
 from firebase_admin import exceptions, messaging
 
-from notifier.fcm_sender import initialize_stock_app
+from notifier.fcm.sender import initialize_stock_app
 from tests.emulator.conftest import PROJECT
 
 # The SDK deprecates registration tokens in favour of installation ids; tokens are what apps send.

@@ -17,8 +17,8 @@ import pytest
 from playwright.sync_api import Browser, Page
 from werkzeug.serving import make_server
 
-from notifier.apikeys import create_key
-from notifier.db import transaction
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
 from notifier.http.app import create_app
 from tests.pipeline.conftest import Stack, emulator, stack_factory
 from tests.support import free_port

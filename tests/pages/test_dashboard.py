@@ -7,7 +7,7 @@ import time
 
 from playwright.sync_api import expect
 
-from notifier.devices_import import import_devices
+from notifier.subscriptions.bulk_import import import_devices
 from tests.pages.conftest import Browsing
 from tests.pipeline.conftest import Stack, subscribe
 

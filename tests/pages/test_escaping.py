@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from playwright.sync_api import Page, expect
 
-from notifier.apikeys import create_key
-from notifier.db import transaction
-from notifier.planner import plan_slice
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
+from notifier.pipeline.planner import plan_slice
 from tests.pages.conftest import Browsing
 from tests.pipeline.conftest import Stack, subscribe
 

@@ -25,14 +25,14 @@ import redis
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from notifier.apikeys import create_key
-from notifier.db import transaction
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
+from notifier.core.models import Alert
+from notifier.core.settings import Settings, load_settings
 from notifier.emulator.launcher import start_emulator_process, stop_emulator_process
 from notifier.http.app import create_app
-from notifier.models import Alert
+from notifier.pipeline.sweeper import sweep
 from notifier.runtime import Runtime
-from notifier.settings import Settings, load_settings
-from notifier.sweeper import sweep
 from tests.conftest import REDIS_URL, service_unavailable
 from workers.celery_app import make_celery
 from workers.publish import CeleryPublisher
@@ -271,7 +271,7 @@ def subscribe(stack: Stack, token: str, topics: list[str], platform: str = "andr
 
 def subscribe_many(stack: Stack, prefix: str, count: int, topics: list[str]) -> list[str]:
     """Bulk-create subscribed devices straight in the database (fast for large audiences)."""
-    from notifier.subscriptions import subscribe as subscribe_device
+    from notifier.subscriptions.service import subscribe as subscribe_device
 
     tokens = [f"{prefix}-{i:06d}-APA91b{'x' * 20}" for i in range(count)]
     with transaction(stack.runtime.sessions) as session:

@@ -11,7 +11,7 @@ from collections import Counter
 
 from sqlalchemy import func, select
 
-from notifier.models import Batch
+from notifier.core.models import Batch
 from tests.pipeline.conftest import Stack, subscribe, subscribe_many
 
 

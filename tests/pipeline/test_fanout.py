@@ -6,7 +6,7 @@ from collections import Counter
 
 from sqlalchemy import select
 
-from notifier.models import Delivery, Device
+from notifier.core.models import Delivery, Device
 from tests.pipeline.conftest import Stack, subscribe, subscribe_many
 
 
@@ -87,9 +87,9 @@ def test_an_alert_with_no_audience_is_sent_at_once(stack: Stack) -> None:
 
 
 def test_a_device_gone_or_pruned_after_planning_is_recorded_not_sent(stack: Stack) -> None:
-    from notifier.alerts import AlertDraft, create_alert
-    from notifier.db import transaction
-    from notifier.planner import plan_slice
+    from notifier.alerts.service import AlertDraft, create_alert
+    from notifier.core.db import transaction
+    from notifier.pipeline.planner import plan_slice
 
     tokens = subscribe_many(stack, "late", 5, ["israel"])
     with transaction(stack.runtime.sessions) as session:

@@ -10,8 +10,8 @@ from collections import Counter
 import redis
 from sqlalchemy import func, select
 
-from notifier.models import Batch, Delivery, Outbox
-from notifier.webhooks import sign_webhook
+from notifier.core.models import Batch, Delivery, Outbox
+from notifier.intake.signatures import sign_webhook
 from tests.pipeline.conftest import BROKER_DB, Stack, _redis_db_url, subscribe_many
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
@@ -166,7 +166,7 @@ def test_retries_stop_at_the_ttl_and_devices_fail_with_a_reason(stack) -> None:
     with stack.runtime.sessions.begin() as session:  # an alert that has only seconds left
         from datetime import timedelta
 
-        from notifier.models import Alert, utcnow
+        from notifier.core.models import Alert, utcnow
 
         row = session.get(Alert, alert_id)
         assert row is not None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 import time
 
-from notifier.apikeys import create_key
-from notifier.db import transaction
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
 from tests.pipeline.conftest import Stack, subscribe, subscribe_many
 
 

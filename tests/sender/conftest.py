@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 import requests
 
-from notifier.fcm_sender import FcmSender
+from notifier.fcm.sender import FcmSender
 from tests.sender.factories import PROJECT
 
 

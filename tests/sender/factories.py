@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from notifier.push import Platform, PushAlert, Target
+from notifier.fcm.types import Platform, PushAlert, Target
 from tests.emulator_fixtures import PROJECT  # noqa: F401 (re-exported for the sender tests)
 
 

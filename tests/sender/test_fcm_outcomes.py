@@ -6,8 +6,8 @@ from email.utils import formatdate
 
 import pytest
 
-from notifier.fcm_outcomes import classify, names_registration_token, parse_retry_after
-from notifier.push import Fatal, Prune, Retry
+from notifier.fcm.outcomes import classify, names_registration_token, parse_retry_after
+from notifier.fcm.types import Fatal, Prune, Retry
 
 
 def test_retry_after_in_seconds() -> None:

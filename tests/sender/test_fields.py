@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from notifier import fcm_fields
-from notifier.fcm_sender import build_message
+from notifier.fcm import fields as fcm_fields
+from notifier.fcm.sender import build_message
 from tests.sender.factories import make_alert, make_target
 
 

@@ -6,8 +6,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from notifier.fcm_sender import FcmSender
-from notifier.push import Platform
+from notifier.fcm.sender import FcmSender
+from notifier.fcm.types import Platform
 from tests.sender.factories import make_alert, make_target
 
 Received = Callable[[], list[dict[str, Any]]]

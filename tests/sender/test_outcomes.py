@@ -10,8 +10,8 @@ import pytest
 import requests
 
 from notifier.emulator.launcher import free_port
-from notifier.fcm_sender import FcmSender
-from notifier.push import Accepted, Fatal, Prune, Retry
+from notifier.fcm.sender import FcmSender
+from notifier.fcm.types import Accepted, Fatal, Prune, Retry
 from tests.sender.factories import PROJECT, make_alert, make_target
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from notifier.fcm_sender import FcmSender
-from notifier.settings import load_settings
+from notifier.core.settings import load_settings
+from notifier.fcm.sender import FcmSender
 from tests.sender.factories import PROJECT, make_alert, make_target
 
 

@@ -1,0 +1,1 @@
+"""Step 3, alerts: drafts from editors and intake, their lifecycle and counts, opens, test sends."""

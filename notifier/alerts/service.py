@@ -1,0 +1,237 @@
+"""Alerts: creating one (with its trigger in the same transaction), cancelling, and reporting it.
+
+An alert's counters obey ``audience == sent + failed + pruned + cancelled + pending`` at every
+commit: the planner adds to ``audience`` as it records devices, and every later change moves a
+device from pending to exactly one terminal counter in the same transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from notifier.alerts.opens import open_rate
+from notifier.core.models import Alert, Batch, Delivery, utcnow
+from notifier.core.outbox import add_trigger
+from notifier.fcm.types import PushAlert
+
+# Alert statuses; the first two are "live" (can still send).
+SCHEDULED, SENDING, SENT, CANCELLED, EXPIRED, FAILED = (
+    "scheduled",
+    "sending",
+    "sent",
+    "cancelled",
+    "expired",
+    "failed",
+)
+LIVE = (SCHEDULED, SENDING)
+
+
+class AlertNotFound(LookupError):
+    pass
+
+
+class AlertNotCancellable(ValueError):
+    """The alert already finished (sent, expired, failed, cancelled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AlertDraft:
+    """What an alert says and to whom, before it exists. ``None`` means "the configured default"."""
+
+    headline: str
+    url: str
+    topics: tuple[str, ...]
+    body: str | None = None
+    image_url: str | None = None
+    hold_seconds: int | None = None
+    ttl_seconds: int | None = None
+    priority: str = "high"
+    article_id: str | None = None
+    source: str = "webhook"
+    created_by: str | None = None
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+    event_received_at: datetime | None = None
+    test_only: bool = False
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+def new_alert_id() -> str:
+    return str(uuid.uuid4())
+
+
+def create_alert(
+    session: Session,
+    draft: AlertDraft,
+    *,
+    default_hold: int,
+    default_ttl: int,
+    now: datetime | None = None,
+) -> Alert:
+    """Insert the alert and its "plan" trigger; the caller commits, then dispatches the outbox."""
+    now = now or utcnow()
+    hold = default_hold if draft.hold_seconds is None else draft.hold_seconds
+    ttl = default_ttl if draft.ttl_seconds is None else draft.ttl_seconds
+    send_at = now + timedelta(seconds=hold)
+    alert = Alert(
+        id=new_alert_id(),
+        article_id=draft.article_id,
+        headline=draft.headline,
+        body=draft.body,
+        url=draft.url,
+        image_url=draft.image_url,
+        topics=sorted(set(draft.topics)),
+        priority=draft.priority,
+        status=SCHEDULED,
+        source=draft.source,
+        created_by=draft.created_by,
+        idempotency_key=draft.idempotency_key,
+        request_hash=draft.request_hash,
+        test_only=draft.test_only,
+        hold_seconds=hold,
+        ttl_seconds=ttl,
+        created_at=now,
+        event_received_at=draft.event_received_at or now,
+        send_at=send_at,
+        # The TTL runs from the end of the hold: an undo window must not eat delivery time.
+        expires_at=send_at + timedelta(seconds=ttl),
+    )
+    session.add(alert)
+    session.flush()
+    add_trigger(session, "plan", alert.id, due_at=send_at)
+    return alert
+
+
+def get_alert(session: Session, alert_id: str, *, for_update: bool = False) -> Alert:
+    query = select(Alert).where(Alert.id == alert_id)
+    if for_update:
+        query = query.with_for_update()
+    alert = session.scalar(query)
+    if alert is None:
+        raise AlertNotFound(alert_id)
+    return alert
+
+
+def cancel_alert(session: Session, alert_id: str, *, now: datetime | None = None) -> Alert:
+    """Stop an alert: nothing more is sent, except the batches already in FCM's hands."""
+    now = now or utcnow()
+    alert = get_alert(session, alert_id, for_update=True)
+    if alert.status == CANCELLED:
+        return alert
+    if alert.status not in LIVE:
+        raise AlertNotCancellable(f"alert is already {alert.status}")
+    alert.cancelled_count += settle_pending(session, alert, "cancelled", None, now)
+    alert.status, alert.cancelled_at, alert.finished_at = CANCELLED, now, now
+    session.flush()
+    return alert
+
+
+def settle_pending(
+    session: Session, alert: Alert, status: str, error_code: str | None, now: datetime
+) -> int:
+    """End every pending device of the alert's batches that are not in flight; returns how many.
+
+    A batch in flight (leased) is left to finish: it records what FCM answered, so the counts
+    stay true. Batches still waiting are closed so no worker picks them up.
+    """
+    in_flight = select(Batch.id).where(Batch.alert_id == alert.id, Batch.status == "sending")
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.alert_id == alert.id,
+            Delivery.status == "pending",
+            Delivery.batch_id.not_in(in_flight),
+        )
+        .values(status=status, error_code=error_code, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    session.execute(
+        update(Batch)
+        .where(Batch.alert_id == alert.id, Batch.status.in_(("pending", "retry_wait")))
+        .values(status="cancelled" if status == "cancelled" else "done", finished_at=now)
+    )
+    settled: int = result.rowcount  # type: ignore[attr-defined]
+    return settled
+
+
+def send_now(session: Session, alert_id: str, *, now: datetime | None = None) -> Alert:
+    """End the hold window early: the alert becomes due now and its trigger fires."""
+    now = now or utcnow()
+    alert = get_alert(session, alert_id, for_update=True)
+    if alert.status != SCHEDULED:
+        raise AlertNotCancellable(f"alert is already {alert.status}")
+    if alert.send_at > now:
+        alert.expires_at = now + timedelta(seconds=alert.ttl_seconds)
+        alert.send_at = now
+        add_trigger(session, "plan", alert.id, due_at=now)
+    session.flush()
+    return alert
+
+
+def pending_count(alert: Alert) -> int:
+    return alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled_count
+
+
+def alert_view(alert: Alert) -> dict[str, object]:
+    """The public JSON shape of an alert (``GET /v1/alerts/{id}``)."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": alert.id,
+        "status": alert.status,
+        "status_reason": alert.status_reason,
+        "headline": alert.headline,
+        "body": alert.body,
+        "url": alert.url,
+        "image_url": alert.image_url,
+        "topics": alert.topics,
+        "priority": alert.priority,
+        "source": alert.source,
+        "article_id": alert.article_id,
+        "hold_seconds": alert.hold_seconds,
+        "ttl_seconds": alert.ttl_seconds,
+        "send_at": iso(alert.send_at),
+        "expires_at": iso(alert.expires_at),
+        "counts": {
+            "audience": alert.audience,
+            "sent": alert.sent,
+            "failed": alert.failed,
+            "pruned": alert.pruned,
+            "cancelled": alert.cancelled_count,
+            "pending": pending_count(alert),
+        },
+        "opens": alert.opens,
+        "open_rate": open_rate(alert.opens, alert.sent),
+        "timings": {
+            "created": iso(alert.created_at),
+            "event_received": iso(alert.event_received_at),
+            "first_send": iso(alert.first_send_at),
+            "last_send": iso(alert.last_send_at),
+            "finished": iso(alert.finished_at),
+            "cancelled": iso(alert.cancelled_at),
+        },
+        "planned": alert.planned_at is not None,
+    }
+
+
+def to_push_alert(alert: Alert, public_url: str | None = None) -> PushAlert:
+    """The sender's view of an alert; with ``public_url``, web clicks pass the open counter."""
+    return PushAlert(
+        alert_id=alert.id,
+        headline=alert.headline,
+        body=alert.body,
+        url=alert.url,
+        image_url=alert.image_url,
+        expires_at=alert.expires_at,
+        ttl_seconds=alert.ttl_seconds,
+        topics=tuple(alert.topics),
+        analytics_label=f"alert-{alert.id[:8]}",
+        open_url=f"{public_url.rstrip('/')}/o/{alert.id}" if public_url else None,
+    )

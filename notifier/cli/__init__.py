@@ -1,0 +1,1 @@
+"""The ``notifier`` command: one module per group of subcommands, shared helpers in ``common``."""

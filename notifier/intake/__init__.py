@@ -1,0 +1,1 @@
+"""Step 2, the CMS: signed webhooks become articles and, when breaking, alerts."""

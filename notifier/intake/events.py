@@ -1,0 +1,395 @@
+"""The CMS event intake: what an article event means for its alert, decided and recorded once.
+
+Every delivery the API answers 2xx leaves a ``webhook_events`` row with its decision, written in the
+caller's transaction with the article, the alert and the alert's outbox trigger. That row is what
+makes the promise "an alert or a recorded decision not to alert" checkable, and what a redelivery
+of the same ``webhook-id`` is answered from. One alert per article (``alerts.article_id`` is
+unique) stops a CMS retry that carries a new ``webhook-id`` from alerting twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    TypeAdapter,
+)
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from notifier.alerts.service import (
+    CANCELLED,
+    LIVE,
+    SCHEDULED,
+    AlertDraft,
+    alert_view,
+    cancel_alert,
+    create_alert,
+)
+from notifier.core.models import Alert, Article, WebhookEvent, utcnow
+from notifier.core.outbox import pending_trigger_ids
+from notifier.subscriptions.topics import SLUG
+
+log = logging.getLogger(__name__)
+
+PUBLISHED, UPDATED, UNPUBLISHED = "article.published", "article.updated", "article.unpublished"
+MAX_TOPICS = 100
+
+
+class Decision(StrEnum):
+    """What an event led to; stored with the event and returned to the CMS."""
+
+    ALERT_CREATED = "alert_created"
+    DUPLICATE = "duplicate"  # the article already has an alert
+    NOT_BREAKING = "not_breaking"
+    ALERT_UPDATED = "alert_updated"
+    ALERT_NOT_EDITABLE = "alert_not_editable"  # its hold window is over
+    ALERT_CANCELLED = "alert_cancelled"
+    ALERT_NOT_CANCELLABLE = "alert_not_cancellable"  # already sent, expired or failed
+    NO_ALERT = "no_alert"  # unpublished, and it never had an alert
+    ARTICLE_UNPUBLISHED = "article_unpublished"  # updated while off the site: no alert
+    STALE_REVISION = "stale_revision"
+    IGNORED = "ignored"  # an event type this service does not handle
+
+
+# Decisions that announce an alert for the article answer 202 (Accepted: the fan-out is
+# scheduled); a retry of such a delivery must get the same answer. Everything else answers 200.
+_ANNOUNCES_ALERT = frozenset({Decision.ALERT_CREATED, Decision.DUPLICATE})
+
+
+# --- The event schema -------------------------------------------------------------------------
+# Known event types are validated strictly: a wrong type in a known field is a 422, so a CMS bug is
+# seen at once instead of becoming a silent "not breaking". Fields this service does not know are
+# ignored, not rejected: CMSes add fields over time, and refusing them would turn a CMS upgrade
+# into every event failing. They are never stored, so ignoring them assigns nothing.
+
+
+def _numeric_id_as_text(value: object) -> object:
+    # Many CMSes number their articles; "id": 123 and "id": "123" are the same article.
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
+def _assume_utc(value: datetime | None) -> datetime | None:
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+ArticleId = Annotated[
+    str,
+    BeforeValidator(_numeric_id_as_text),
+    StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"),
+]
+WebUrl = Annotated[
+    str, StringConstraints(strict=True, max_length=2048, pattern=r"^https?://[^\s]+$")
+]
+Slug = Annotated[str, StringConstraints(strict=True, pattern=SLUG.pattern)]
+Locale = Annotated[
+    str,
+    StringConstraints(
+        strict=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
+    ),
+]
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ArticleData(_Lenient):
+    """An article as the CMS describes it in ``article.published`` and ``article.updated``."""
+
+    id: ArticleId
+    url: WebUrl
+    headline: Annotated[
+        str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=500)
+    ]
+    summary: Annotated[str, StringConstraints(strict=True, max_length=4000)] | None = None
+    topics: Annotated[list[Slug], Field(max_length=MAX_TOPICS)]
+    breaking: StrictBool
+    published_at: Annotated[datetime | None, AfterValidator(_assume_utc)] = None
+    image_url: WebUrl | None = None
+    locale: Locale | None = None
+    revision: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
+
+
+class ArticleRef(_Lenient):
+    """``article.unpublished`` needs only the id; whatever else the CMS sends is not used."""
+
+    id: ArticleId
+
+
+class ArticleChanged(_Lenient):
+    type: Literal["article.published", "article.updated"]
+    data: ArticleData
+
+
+class ArticleUnpublished(_Lenient):
+    type: Literal["article.unpublished"]
+    data: ArticleRef
+
+
+class _Envelope(_Lenient):
+    type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+
+
+@dataclass(frozen=True, slots=True)
+class IgnoredEvent:
+    """An event of a type this service does not handle (a CMS sends more than we need)."""
+
+    type: str
+
+
+ArticleEvent = ArticleChanged | ArticleUnpublished
+_KNOWN_EVENTS: TypeAdapter[ArticleEvent] = TypeAdapter(
+    Annotated[ArticleEvent, Field(discriminator="type")]
+)
+
+
+def parse_event(payload: object) -> ArticleEvent | IgnoredEvent:
+    """Validate a decoded JSON body; raises pydantic's ``ValidationError`` (a 422)."""
+    envelope = _Envelope.model_validate(payload)
+    if envelope.type not in (PUBLISHED, UPDATED, UNPUBLISHED):
+        return IgnoredEvent(envelope.type)
+    return _KNOWN_EVENTS.validate_python(payload)
+
+
+# --- The intake ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeRules:
+    """The configuration an event is judged by."""
+
+    alerting_topics: Collection[str]
+    hold_seconds: int
+    ttl_seconds: int
+
+
+@dataclass(frozen=True, slots=True)
+class IntakeResult:
+    """The answer to one delivery, and the triggers to dispatch once the caller has committed."""
+
+    decision: Decision
+    alert: dict[str, object] | None = None  # alert_view() of the article's alert, if any
+    outbox_ids: tuple[int, ...] = ()
+    replayed: bool = False  # the same webhook-id was answered before; nothing was done again
+
+    @property
+    def status(self) -> int:
+        return 202 if self.decision in _ANNOUNCES_ALERT else 200
+
+    @property
+    def alert_id(self) -> str | None:
+        return str(self.alert["id"]) if self.alert else None
+
+    def as_json(self) -> dict[str, object]:
+        return {"decision": self.decision.value, "alert": self.alert, "replayed": self.replayed}
+
+
+def ingest_event(
+    session: Session,
+    *,
+    webhook_id: str,
+    payload: object,
+    rules: IntakeRules,
+    now: datetime | None = None,
+) -> IntakeResult:
+    """Decide what a verified delivery means, and record it in ``session``'s transaction.
+
+    The caller commits, then dispatches ``outbox_ids``; if the broker is down then, the outbox rows
+    stay for the sweeper and the event is still safely recorded. Raises ``ValidationError`` for a
+    body of the wrong shape, before touching the database.
+    """
+    event = parse_event(payload)
+    now = now or utcnow()
+    try:
+        with session.begin_nested():
+            return _ingest_once(session, webhook_id, event, rules, now)
+    except IntegrityError:
+        # A concurrent delivery of this webhook or article committed between our reads and our
+        # writes; a unique constraint stopped the second alert. Its rows are visible now, so a
+        # second pass answers as its replay or as a duplicate.
+        log.info(
+            "concurrent delivery of the same event; answering from the one that won",
+            extra={"fields": {"webhook_id": webhook_id}},
+        )
+        with session.begin_nested():
+            return _ingest_once(session, webhook_id, event, rules, now)
+
+
+def _ingest_once(
+    session: Session,
+    webhook_id: str,
+    event: ArticleEvent | IgnoredEvent,
+    rules: IntakeRules,
+    now: datetime,
+) -> IntakeResult:
+    recorded = session.scalar(select(WebhookEvent).where(WebhookEvent.webhook_id == webhook_id))
+    if recorded is not None:
+        return _replay(session, recorded)
+
+    alert: Alert | None
+    if isinstance(event, IgnoredEvent):
+        decision, alert, article_id = Decision.IGNORED, None, None
+    elif isinstance(event, ArticleUnpublished):
+        decision, alert = _unpublish(session, event.data.id, now)
+        article_id = event.data.id
+    else:
+        decision, alert = _article_changed(session, event, rules, now)
+        article_id = event.data.id
+
+    session.add(
+        WebhookEvent(
+            webhook_id=webhook_id,
+            type=event.type,
+            article_id=article_id,
+            decision=decision.value,
+            alert_id=alert.id if alert else None,
+            received_at=now,
+        )
+    )
+    session.flush()
+    outbox_ids: tuple[int, ...] = ()
+    if decision is Decision.ALERT_CREATED and alert is not None:
+        outbox_ids = tuple(pending_trigger_ids(session, alert.id))
+    return IntakeResult(decision, alert_view(alert) if alert else None, outbox_ids)
+
+
+def _replay(session: Session, recorded: WebhookEvent) -> IntakeResult:
+    alert = session.get(Alert, recorded.alert_id) if recorded.alert_id else None
+    return IntakeResult(
+        Decision(recorded.decision), alert_view(alert) if alert else None, replayed=True
+    )
+
+
+def _article_changed(
+    session: Session, event: ArticleChanged, rules: IntakeRules, now: datetime
+) -> tuple[Decision, Alert | None]:
+    data = event.data
+    article = session.get(Article, data.id, with_for_update=True)
+    # An alert references its article row, so a first delivery (no row yet) has none to find.
+    alert = _alert_of(session, data.id) if article is not None else None
+    if article is not None and _is_stale(article.revision, data.revision):
+        # Deliveries arrive out of order: keep the newer text. A retried publish still gets its
+        # alert back, so the CMS sees the answer it missed.
+        if alert is not None and event.type == PUBLISHED:
+            return Decision.DUPLICATE, alert
+        return Decision.STALE_REVISION, alert
+    article = _store_article(session, article, data, now, republished=event.type == PUBLISHED)
+    if alert is not None:
+        if event.type == PUBLISHED:
+            return Decision.DUPLICATE, alert
+        return _edit_alert(alert, data), alert
+    if article.unpublished_at is not None:
+        return Decision.ARTICLE_UNPUBLISHED, None
+    if not (data.breaking or set(data.topics) & set(rules.alerting_topics)):
+        return Decision.NOT_BREAKING, None
+    return Decision.ALERT_CREATED, _create_alert(session, data, rules, now)
+
+
+def _create_alert(session: Session, data: ArticleData, rules: IntakeRules, now: datetime) -> Alert:
+    draft = AlertDraft(
+        headline=data.headline,
+        body=data.summary,
+        url=data.url,
+        image_url=data.image_url,
+        topics=tuple(data.topics),
+        article_id=data.id,
+        source="webhook",
+        event_received_at=now,
+    )
+    return create_alert(
+        session, draft, default_hold=rules.hold_seconds, default_ttl=rules.ttl_seconds, now=now
+    )
+
+
+def _is_stale(stored: int | None, incoming: int | None) -> bool:
+    """An older revision than the one stored; deliveries can arrive out of order."""
+    return stored is not None and incoming is not None and incoming < stored
+
+
+def _store_article(
+    session: Session,
+    article: Article | None,
+    data: ArticleData,
+    now: datetime,
+    *,
+    republished: bool,
+) -> Article:
+    if article is None:
+        article = Article(id=data.id)
+        session.add(article)
+    article.url = data.url
+    article.headline = data.headline
+    article.summary = data.summary
+    article.image_url = data.image_url
+    article.topics = list(data.topics)
+    article.breaking = data.breaking
+    article.locale = data.locale
+    article.revision = data.revision if data.revision is not None else article.revision
+    article.published_at = data.published_at or article.published_at
+    if republished:
+        article.unpublished_at = None
+    article.updated_at = now
+    session.flush()  # a concurrent first delivery of this article surfaces here, as IntegrityError
+    return article
+
+
+def _edit_alert(alert: Alert, data: ArticleData) -> Decision:
+    """Carry a corrected article into its alert while nothing has been sent.
+
+    Topics follow too: before planning, the audience has not been chosen. Un-flagging ``breaking``
+    does not cancel: cancelling is an explicit act (``article.unpublished`` or an editor).
+    """
+    if alert.status != SCHEDULED or alert.planning_started_at is not None:
+        return Decision.ALERT_NOT_EDITABLE
+    alert.headline = data.headline
+    alert.body = data.summary
+    alert.url = data.url
+    alert.image_url = data.image_url
+    alert.topics = sorted(set(data.topics))
+    return Decision.ALERT_UPDATED
+
+
+def _unpublish(session: Session, article_id: str, now: datetime) -> tuple[Decision, Alert | None]:
+    """Mark the article pulled and stop its alert.
+
+    Revisions are not compared here: an older-looking unpublish still cancels, because sending a
+    pulled article is worse than missing a republished one.
+    """
+    article = session.get(Article, article_id, with_for_update=True)
+    if article is not None:
+        article.unpublished_at = article.updated_at = now
+    alert = _alert_of(session, article_id)
+    if alert is None:
+        return Decision.NO_ALERT, None
+    if alert.status == CANCELLED:
+        return Decision.ALERT_CANCELLED, alert
+    if alert.status not in LIVE:
+        return Decision.ALERT_NOT_CANCELLABLE, alert
+    cancel_alert(session, alert.id, now=now)
+    alert.status_reason = "article unpublished"
+    session.flush()
+    return Decision.ALERT_CANCELLED, alert
+
+
+def _alert_of(session: Session, article_id: str) -> Alert | None:
+    """The article's alert, locked so a concurrent planner or editor waits for this decision."""
+    return session.scalar(select(Alert).where(Alert.article_id == article_id).with_for_update())

@@ -1,0 +1,185 @@
+"""Planning an alert's audience: keyset pages of subscribed devices become batches.
+
+Each page is one transaction: it records a batch (an id range) and one pending delivery per
+device, advances the alert's cursor and grows its audience. The work per page is constant
+whatever the audience size: every followed topic contributes at most one page of its
+``(topic_id, device_id)`` index range, and the union of those is de-duplicated, so a device that
+follows several of the alert's topics is planned once. No list of all tokens is ever in memory.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, insert, select, union_all
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.alerts.lifecycle import expire_alert, finish_if_complete
+from notifier.alerts.service import LIVE, SCHEDULED, SENDING, get_alert
+from notifier.core.models import (
+    Alert,
+    Batch,
+    Delivery,
+    Device,
+    Subscription,
+    TestDevice,
+    Topic,
+    utcnow,
+)
+from notifier.core.outbox import add_trigger
+
+PAGE_SIZE = 500
+
+
+@dataclass
+class PlanSlice:
+    """What one run of the planner did; ``batch_ids`` are to be published after the commits."""
+
+    alert_id: str
+    state: str  # "planned" | "continue" | "not_due" | "stopped"
+    batch_ids: list[int] = field(default_factory=list)
+    devices: int = 0
+    continuation_trigger: int | None = None
+
+
+def page_of_audience(session: Session, topic_ids: list[int], after: int) -> list[int]:
+    """The next ``PAGE_SIZE`` distinct subscribed device ids above ``after``, ascending."""
+    if not topic_ids:
+        return []
+    per_topic = [
+        select(Subscription.device_id)
+        .where(Subscription.topic_id == topic_id, Subscription.device_id > after)
+        .order_by(Subscription.device_id)
+        .limit(PAGE_SIZE)
+        .subquery()
+        for topic_id in topic_ids
+    ]
+    merged = union_all(*(select(sq.c.device_id) for sq in per_topic)).subquery()
+    query = select(merged.c.device_id).distinct().order_by(merged.c.device_id).limit(PAGE_SIZE)
+    return list(session.scalars(query))
+
+
+def plan_slice(
+    sessions: sessionmaker[Session],
+    alert_id: str,
+    *,
+    time_budget: float = 20.0,
+    max_pages: int = 200,
+    now: datetime | None = None,
+    on_batch: Callable[[int], None] | None = None,
+) -> PlanSlice:
+    """Plan pages until the audience is exhausted or the budget is spent.
+
+    When the budget runs out, a continuation trigger is written in the last page's transaction,
+    so a lost continuation is found by the sweeper like any other trigger. ``on_batch`` (a
+    callable taking a batch id) is called after each page commits, so sending starts while the
+    planner is still paging.
+    """
+    started = time.monotonic()
+    result = PlanSlice(alert_id=alert_id, state="continue")
+    for _ in range(max_pages):
+        with sessions.begin() as session:
+            step = _plan_page(session, alert_id, now or utcnow())
+            if step is None:
+                result.state = _final_state(session, alert_id)
+                return result
+            batch_id, size = step
+            budget_spent = time.monotonic() - started > time_budget
+            if budget_spent:
+                result.continuation_trigger = add_trigger(session, "plan", alert_id).id
+        result.batch_ids.append(batch_id)
+        result.devices += size
+        if on_batch is not None:
+            on_batch(batch_id)
+        if budget_spent:
+            return result
+    with sessions.begin() as session:
+        result.continuation_trigger = add_trigger(session, "plan", alert_id).id
+    return result
+
+
+def _final_state(session: Session, alert_id: str) -> str:
+    alert = session.get(Alert, alert_id)
+    if alert is None or alert.status not in LIVE:
+        return "stopped"
+    return "planned" if alert.planned_at is not None else "not_due"
+
+
+def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int] | None:
+    """Record one page as a batch; ``None`` when there is nothing (more) to plan."""
+    alert = get_alert(session, alert_id, for_update=True)
+    if alert.status not in LIVE or alert.planned_at is not None:
+        return None
+    if alert.send_at > now + timedelta(seconds=0.5):
+        return None  # still in its hold window (an early or duplicate trigger)
+    if alert.expires_at <= now:
+        expire_alert(session, alert, now)
+        return None
+    if alert.status == SCHEDULED:
+        alert.status, alert.planning_started_at = SENDING, now
+    alert.plan_progress_at = now
+    topic_ids = list(session.scalars(select(Topic.id).where(Topic.slug.in_(alert.topics))))
+    active: list[int] = []
+    while not active:  # a page of only dead devices is skipped, not recorded
+        if alert.test_only:
+            device_ids = _test_audience(session, alert, alert.plan_cursor)
+        else:
+            device_ids = page_of_audience(session, topic_ids, alert.plan_cursor)
+        if not device_ids:
+            alert.planned_at = now
+            finish_if_complete(session, alert, now)
+            return None
+        active = list(
+            session.scalars(
+                select(Device.id)
+                .where(Device.id.in_(device_ids), Device.state == "active")
+                .order_by(Device.id)
+            )
+        )
+        alert.plan_cursor = device_ids[-1]
+    seq = (session.scalar(select(func.max(Batch.seq)).where(Batch.alert_id == alert.id)) or 0) + 1
+    batch = Batch(
+        alert_id=alert.id,
+        seq=seq,
+        first_device_id=active[0],
+        last_device_id=active[-1],
+        size=len(active),
+        status="pending",
+        created_at=now,
+        enqueued_at=now,
+    )
+    session.add(batch)
+    session.flush()
+    session.execute(
+        insert(Delivery),
+        [
+            {
+                "alert_id": alert.id,
+                "device_id": device_id,
+                "batch_id": batch.id,
+                "status": "pending",
+                "attempts": 0,
+                "updated_at": now,
+            }
+            for device_id in active
+        ],
+    )
+    alert.audience += len(active)
+    return batch.id, len(active)
+
+
+def _test_audience(session: Session, alert: Alert, after: int) -> list[int]:
+    """An editor's test send goes only to the test devices registered to the editor's key."""
+    if alert.created_by is None or not alert.created_by.isdigit():
+        return []
+    return list(
+        session.scalars(
+            select(TestDevice.device_id)
+            .where(TestDevice.api_key_id == int(alert.created_by), TestDevice.device_id > after)
+            .order_by(TestDevice.device_id)
+            .limit(PAGE_SIZE)
+        )
+    )

@@ -1,0 +1,156 @@
+"""The sweeper: finds work whose trigger was lost and ends what must end.
+
+Celery messages are only triggers; the database knows what is owed. Every few seconds (Celery
+beat) the sweeper publishes due outbox rows (the API or a task died between commit and publish,
+or the broker was down), re-publishes alerts and batches that should be moving but are not (the
+broker was flushed or restarted, a worker was killed and its lease expired), and expires alerts
+past their TTL. Re-publishing is always safe: planner and batch sender are idempotent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.alerts.lifecycle import expire_alert
+from notifier.alerts.service import LIVE, SCHEDULED, SENDING
+from notifier.core.models import Alert, Batch, Device, Heartbeat, utcnow
+from notifier.core.outbox import Publisher, dispatch
+
+OUTBOX_GRACE = timedelta(seconds=5)
+
+
+@dataclass
+class SweepReport:
+    triggers: int = 0
+    alerts_requeued: int = 0
+    batches_requeued: int = 0
+    alerts_expired: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+def sweep(
+    sessions: sessionmaker[Session],
+    publisher: Publisher,
+    *,
+    requeue_after: timedelta,
+    now: datetime | None = None,
+) -> SweepReport:
+    now = now or utcnow()
+    report = SweepReport()
+    report.triggers = dispatch(sessions, publisher, now=now, grace=OUTBOX_GRACE)
+    report.alerts_expired = _expire(sessions, now)
+    report.alerts_requeued = _requeue_alerts(sessions, publisher, now, requeue_after)
+    report.batches_requeued = _requeue_batches(sessions, publisher, now, requeue_after)
+    beat(sessions, "sweeper", dict(report.as_dict()), now)
+    return report
+
+
+def _expire(sessions: sessionmaker[Session], now: datetime) -> int:
+    with sessions() as session:
+        ids = list(
+            session.scalars(
+                select(Alert.id).where(Alert.status.in_(LIVE), Alert.expires_at <= now).limit(100)
+            )
+        )
+    for alert_id in ids:
+        with sessions.begin() as session:
+            alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
+            if alert is not None and alert.status in LIVE:
+                expire_alert(session, alert, now)
+    return len(ids)
+
+
+def _requeue_alerts(
+    sessions: sessionmaker[Session], publisher: Publisher, now: datetime, stale: timedelta
+) -> int:
+    """Due alerts nobody is planning: never started, or planning that stopped moving."""
+    with sessions() as session:
+        ids = list(
+            session.scalars(
+                select(Alert.id)
+                .where(
+                    or_(
+                        and_(Alert.status == SCHEDULED, Alert.send_at <= now - stale),
+                        and_(
+                            Alert.status == SENDING,
+                            Alert.planned_at.is_(None),
+                            Alert.plan_progress_at <= now - stale,
+                        ),
+                    )
+                )
+                .limit(100)
+            )
+        )
+    for alert_id in ids:
+        publisher.publish("plan", alert_id)
+        with sessions.begin() as session:
+            # Pushing the progress mark forward spaces out re-publishing while a backlog drains.
+            session.execute(update(Alert).where(Alert.id == alert_id).values(plan_progress_at=now))
+    return len(ids)
+
+
+def _requeue_batches(
+    sessions: sessionmaker[Session], publisher: Publisher, now: datetime, stale: timedelta
+) -> int:
+    """Batches owed a run: never leased, lease expired (worker died), or retry come due."""
+    cutoff = now - stale
+    with sessions() as session:
+        ids = list(
+            session.scalars(
+                select(Batch.id)
+                .join(Alert, Alert.id == Batch.alert_id)
+                .where(
+                    Alert.status.in_(LIVE),
+                    or_(
+                        and_(Batch.status == "pending", Batch.enqueued_at <= cutoff),
+                        and_(Batch.status == "sending", Batch.lease_expires_at <= now),
+                        and_(
+                            Batch.status == "retry_wait",
+                            Batch.next_attempt_at <= now,
+                            Batch.enqueued_at <= cutoff,
+                        ),
+                    ),
+                )
+                .order_by(Batch.id)
+                .limit(2000)
+            )
+        )
+    for batch_id in ids:
+        publisher.publish("send", str(batch_id))
+    if ids:
+        with sessions.begin() as session:
+            session.execute(update(Batch).where(Batch.id.in_(ids)).values(enqueued_at=now))
+    return len(ids)
+
+
+def delete_stale_devices(
+    sessions: sessionmaker[Session], *, older_than: timedelta, now: datetime | None = None
+) -> int:
+    """Forget devices not seen for ``older_than`` (FCM treats such tokens as stale), in chunks."""
+    cutoff = (now or utcnow()) - older_than
+    deleted = 0
+    while True:
+        with sessions.begin() as session:
+            ids = list(
+                session.scalars(select(Device.id).where(Device.last_seen_at < cutoff).limit(5000))
+            )
+            if not ids:
+                return deleted
+            session.execute(delete(Device).where(Device.id.in_(ids)))
+            deleted += len(ids)
+
+
+def beat(sessions: sessionmaker[Session], name: str, detail: dict[str, int], now: datetime) -> None:
+    """Record that a periodic job ran (ops view: "sweeper last run")."""
+    with sessions.begin() as session:
+        row = session.get(Heartbeat, name)
+        if row is None:
+            session.add(Heartbeat(name=name, at=now, detail=detail))
+        else:
+            row.at, row.detail = now, dict(detail)

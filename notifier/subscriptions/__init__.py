@@ -1,0 +1,1 @@
+"""Step 1, readers: devices, their topics and preferences, the topic catalogue, bulk import."""

@@ -1,0 +1,95 @@
+"""The topic catalogue: read from ``config/topics.toml`` and mirrored into the ``topics`` table."""
+
+from __future__ import annotations
+
+import re
+import time
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from notifier.core.models import Topic
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is missing or malformed; start-up stops with this message."""
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    slug: str
+    name: str
+    alerting: bool = False
+
+
+def load_catalogue(path: Path) -> list[TopicSpec]:
+    """Parse and validate the catalogue; every problem names the file and the entry."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogueError(f"topic catalogue not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CatalogueError(f"{path}: {exc}") from None
+    entries = raw.get("topic")
+    if not isinstance(entries, list) or not entries:
+        raise CatalogueError(f"{path}: expected one or more [[topic]] tables")
+    specs: list[TopicSpec] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(entries, start=1):
+        where = f"{path}: topic #{index}"
+        if not isinstance(entry, dict) or set(entry) - {"slug", "name", "alerting"}:
+            raise CatalogueError(f"{where}: only slug, name and alerting are allowed")
+        slug, name = entry.get("slug"), entry.get("name")
+        if not isinstance(slug, str) or not SLUG.match(slug):
+            raise CatalogueError(f"{where}: slug must match {SLUG.pattern}")
+        if not isinstance(name, str) or not name.strip() or len(name) > 200:
+            raise CatalogueError(f"{where}: name must be a non-empty string")
+        alerting = entry.get("alerting", False)
+        if not isinstance(alerting, bool):
+            raise CatalogueError(f"{where}: alerting must be true or false")
+        if slug in seen:
+            raise CatalogueError(f"{where}: duplicate slug {slug!r}")
+        seen.add(slug)
+        specs.append(TopicSpec(slug=slug, name=name.strip(), alerting=alerting))
+    return specs
+
+
+def sync_topics(session: Session, catalogue: list[TopicSpec]) -> None:
+    """Insert new topics, rename changed ones, and deactivate those no longer listed.
+
+    Topics are never deleted: subscriptions and past alerts still refer to them.
+    """
+    existing = {t.slug: t for t in session.scalars(select(Topic))}
+    for spec in catalogue:
+        topic = existing.get(spec.slug)
+        if topic is None:
+            session.add(Topic(slug=spec.slug, name=spec.name, active=True))
+        elif topic.name != spec.name or not topic.active:
+            topic.name, topic.active = spec.name, True
+    listed = [spec.slug for spec in catalogue]
+    session.execute(update(Topic).where(Topic.slug.not_in(listed)).values(active=False))
+    session.flush()
+    _cache.clear()
+
+
+# The catalogue changes only when an operator syncs it (at start-up), yet every subscribe needs
+# it: each process keeps it for a short while instead of asking the database every request.
+_CACHE_SECONDS = 30.0
+_cache: dict[str, tuple[float, dict[str, int]]] = {}
+
+
+def active_topics(session: Session) -> dict[str, int]:
+    """Slug -> id of every topic readers may subscribe to (cached per database, 30 s)."""
+    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
+        return hit[1]
+    rows = session.execute(select(Topic.slug, Topic.id).where(Topic.active.is_(True)))
+    topics = {slug: topic_id for slug, topic_id in rows}
+    _cache[key] = (time.monotonic(), topics)
+    return topics
