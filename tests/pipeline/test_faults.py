@@ -128,7 +128,8 @@ def test_fcm_fault_storm_backs_off_and_every_device_ends_sent(stack) -> None:
     stack.emulator.faults(unavailable_rate=0.3, internal_rate=0.2)
     stack.start_worker()
     alert_id = stack.post_alert()["id"]
-    time.sleep(3)
+    # The storm lasts until it has really hit some devices (however slowly a busy machine starts).
+    wait_until(lambda: count_deliveries(stack, Delivery.attempts >= 1, Delivery.status != "sent"))
     stack.emulator.faults()  # the storm passes
     view = stack.wait_for_status(alert_id, sweeping=True, timeout=120)
     assert view["status"] == "sent"
@@ -163,7 +164,9 @@ def test_retries_stop_at_the_ttl_and_devices_fail_with_a_reason(stack) -> None:
     stack.emulator.faults(unavailable_rate=1.0)
     stack.start_worker()
     alert_id = stack.post_alert(ttl_seconds=60)["id"]
-    with stack.runtime.sessions.begin() as session:  # an alert that has only seconds left
+    # Once the audience is planned, the alert is left with only seconds to live.
+    wait_until(lambda: count_deliveries(stack, Delivery.alert_id == alert_id) == 5)
+    with stack.runtime.sessions.begin() as session:
         from datetime import timedelta
 
         from notifier.core.models import Alert, utcnow
@@ -209,3 +212,15 @@ def test_duplicate_task_messages_send_each_device_once(stack) -> None:
     stack.wait_for_status(alert_id)
     time.sleep(1)
     assert Counter(stack.emulator.tokens()) == Counter(tokens)
+
+
+def count_deliveries(stack, *where) -> int:
+    with stack.runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(Delivery).where(*where)) or 0
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "the pipeline did not get there in time"
+        time.sleep(0.1)
