@@ -11,10 +11,10 @@ from kombu import Exchange, Queue
 
 from notifier.core.broker import transport_options
 from notifier.core.settings import Settings, load_settings
+from notifier.pipeline.routing import PERIODIC_ROUTES, QUEUES, QueueName, TaskName, task_routes
 
-# Queues in priority order: a worker started with `-Q breaking,planner,default` drains breaking
-# sends first. Separate queues, not Redis priorities (which Celery calls approximate at best).
-QUEUES = ("breaking", "planner", "default")
+__all__ = ["QUEUES", "app", "make_celery"]
+
 SEND_TIME_LIMIT = 120
 
 
@@ -26,20 +26,17 @@ def make_celery(settings: Settings | None = None) -> Celery:
         broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
-        task_queues=[Queue(name, exchange, routing_key=name) for name in QUEUES],
-        task_default_queue="default",
+        task_queues=[Queue(str(name), exchange, routing_key=str(name)) for name in QUEUES],
+        task_default_queue=str(QueueName.DEFAULT),
         task_default_exchange="notifier",
-        task_default_routing_key="default",
+        task_default_routing_key=str(QueueName.DEFAULT),
         task_acks_late=True,
         task_reject_on_worker_lost=True,
         task_acks_on_failure_or_timeout=True,
         worker_prefetch_multiplier=1,
         task_ignore_result=True,
         result_backend=None,
-        task_routes={
-            "notifier.plan_alert": {"queue": "planner"},
-            "notifier.send_batch": {"queue": "breaking"},
-        },
+        task_routes=task_routes(),
         task_time_limit=SEND_TIME_LIMIT + 30,
         task_soft_time_limit=SEND_TIME_LIMIT,
         # On SIGTERM (a deploy), give in-flight tasks time to finish, then requeue the rest.
@@ -54,15 +51,21 @@ def make_celery(settings: Settings | None = None) -> Celery:
     )
     app.conf.beat_schedule = {
         "sweep": {
-            "task": "notifier.sweep",
+            "task": str(TaskName.SWEEP),
             "schedule": settings.sweep_interval_seconds,
             # A sweep older than its interval is superseded by the next one.
-            "options": {"queue": "default", "expires": settings.sweep_interval_seconds * 2},
+            "options": {
+                "queue": str(PERIODIC_ROUTES[TaskName.SWEEP]),
+                "expires": settings.sweep_interval_seconds * 2,
+            },
         },
         "delete-stale-devices": {
-            "task": "notifier.delete_stale_devices",
+            "task": str(TaskName.DELETE_STALE_DEVICES),
             "schedule": 3600.0,
-            "options": {"queue": "default", "expires": 3000},
+            "options": {
+                "queue": str(PERIODIC_ROUTES[TaskName.DELETE_STALE_DEVICES]),
+                "expires": 3000,
+            },
         },
     }
     app.conf.beat_max_loop_interval = min(5.0, settings.sweep_interval_seconds)

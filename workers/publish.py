@@ -6,11 +6,8 @@ import time
 
 from celery import Celery
 
-# trigger kind -> (task name, queue)
-ROUTES = {
-    "plan": ("notifier.plan_alert", "planner"),
-    "send": ("notifier.send_batch", "breaking"),
-}
+from notifier.core.vocabulary import TriggerKind
+from notifier.pipeline.routing import TRIGGER_ROUTES
 
 
 class CeleryPublisher:
@@ -19,14 +16,15 @@ class CeleryPublisher:
     def __init__(self, app: Celery) -> None:
         self.app = app
 
-    def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
-        task, queue = ROUTES[kind]
-        arg: str | int = int(ref) if kind == "send" else ref
+    def publish(self, kind: TriggerKind, ref: str, countdown: float = 0) -> None:
+        route = TRIGGER_ROUTES[kind]
+        # A batch id travels as a number (the task's argument type); an alert id is a UUID.
+        arg: str | int = int(ref) if kind == TriggerKind.SEND else ref
         self.app.send_task(
-            task,
+            str(route.task),
             args=[arg],
-            queue=queue,
-            routing_key=queue,
+            queue=str(route.queue),
+            routing_key=str(route.queue),
             countdown=countdown or None,
             # Lets the ops view tell how long the oldest message has waited in its queue.
             headers={"published_at": time.time()},

@@ -16,9 +16,11 @@ from celery.signals import worker_process_init, worker_process_shutdown, worker_
 
 from notifier.core.logs import bind, clear
 from notifier.core.outbox import MAX_COUNTDOWN
+from notifier.core.vocabulary import TriggerKind
 from notifier.pipeline import planner, sweeper
 from notifier.pipeline import send as delivery
 from notifier.pipeline.quota import LocalTokenBucket, RedisTokenBucket, SendLimiter
+from notifier.pipeline.routing import TaskName
 from notifier.runtime import Runtime
 from workers.celery_app import app
 from workers.publish import CeleryPublisher
@@ -110,7 +112,7 @@ def _close_sender(**_: Any) -> None:
         _Process.sender.close()
 
 
-@app.task(name="notifier.plan_alert")
+@app.task(name=str(TaskName.PLAN_ALERT))
 def plan_alert(alert_id: str) -> dict[str, Any]:
     """Page the alert's audience into batches, publishing each batch as soon as it commits."""
     clear()
@@ -120,7 +122,7 @@ def plan_alert(alert_id: str) -> dict[str, Any]:
     result = planner.plan_slice(
         proc.runtime.sessions,
         alert_id,
-        on_batch=lambda batch_id: publisher.publish("send", str(batch_id)),
+        on_batch=lambda batch_id: publisher.publish(TriggerKind.SEND, str(batch_id)),
     )
     if result.continuation_trigger is not None:
         proc.runtime.dispatch_triggers([result.continuation_trigger])
@@ -137,7 +139,7 @@ def plan_alert(alert_id: str) -> dict[str, Any]:
     return {"state": result.state, "batches": len(result.batch_ids), "devices": result.devices}
 
 
-@app.task(name="notifier.send_batch")
+@app.task(name=str(TaskName.SEND_BATCH))
 def send_batch(batch_id: int) -> dict[str, Any]:
     """Send one batch; a retry is a fresh message with a countdown, for the devices that need it."""
     clear()
@@ -156,12 +158,12 @@ def send_batch(batch_id: int) -> dict[str, Any]:
     if result.retry_in is not None and result.retry_in <= MAX_COUNTDOWN:
         # Longer waits are left to the sweeper: a countdown past the broker's visibility
         # timeout would deliver the task more than once.
-        proc.runtime.publisher.publish("send", str(batch_id), countdown=result.retry_in)
+        proc.runtime.publisher.publish(TriggerKind.SEND, str(batch_id), countdown=result.retry_in)
     log.info("batch", extra={"fields": {"state": result.state, **result.counts}})
     return {"state": result.state, "counts": result.counts}
 
 
-@app.task(name="notifier.sweep")
+@app.task(name=str(TaskName.SWEEP))
 def sweep() -> dict[str, int]:
     proc = _Process.get()
     settings = proc.runtime.settings
@@ -173,7 +175,7 @@ def sweep() -> dict[str, int]:
     return report.as_dict()
 
 
-@app.task(name="notifier.delete_stale_devices")
+@app.task(name=str(TaskName.DELETE_STALE_DEVICES))
 def delete_stale_devices() -> int:
     proc = _Process.get()
     days = proc.runtime.settings.device_retention_days

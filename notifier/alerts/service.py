@@ -2,7 +2,8 @@
 
 An alert's counters obey ``audience == sent + failed + pruned + cancelled + pending`` at every
 commit: the planner adds to ``audience`` as it records devices, and every later change moves a
-device from pending to exactly one terminal counter in the same transaction.
+device from pending to exactly one terminal counter in the same transaction
+(:func:`count_settled`).
 """
 
 from __future__ import annotations
@@ -17,18 +18,19 @@ from sqlalchemy.orm import Session
 from notifier.alerts.opens import open_rate
 from notifier.core.models import Alert, Batch, Delivery, utcnow
 from notifier.core.outbox import add_trigger
+from notifier.core.vocabulary import (
+    LIVE_ALERT_STATUSES,
+    SETTLED_DELIVERY_STATUSES,
+    WAITING_BATCH_STATUSES,
+    AlertStatus,
+    BatchStatus,
+    DeliveryStatus,
+    TriggerKind,
+)
 from notifier.fcm.types import PushAlert
 
-# Alert statuses; the first two are "live" (can still send).
-SCHEDULED, SENDING, SENT, CANCELLED, EXPIRED, FAILED = (
-    "scheduled",
-    "sending",
-    "sent",
-    "cancelled",
-    "expired",
-    "failed",
-)
-LIVE = (SCHEDULED, SENDING)
+# The former name, kept only until notifier/pipeline/send.py imports LIVE_ALERT_STATUSES.
+LIVE = LIVE_ALERT_STATUSES
 
 
 class AlertNotFound(LookupError):
@@ -87,7 +89,7 @@ def create_alert(
         image_url=draft.image_url,
         topics=sorted(set(draft.topics)),
         priority=draft.priority,
-        status=SCHEDULED,
+        status=AlertStatus.SCHEDULED,
         source=draft.source,
         created_by=draft.created_by,
         idempotency_key=draft.idempotency_key,
@@ -103,7 +105,7 @@ def create_alert(
     )
     session.add(alert)
     session.flush()
-    add_trigger(session, "plan", alert.id, due_at=send_at)
+    add_trigger(session, TriggerKind.PLAN, alert.id, due_at=send_at)
     return alert
 
 
@@ -121,41 +123,61 @@ def cancel_alert(session: Session, alert_id: str, *, now: datetime | None = None
     """Stop an alert: nothing more is sent, except the batches already in FCM's hands."""
     now = now or utcnow()
     alert = get_alert(session, alert_id, for_update=True)
-    if alert.status == CANCELLED:
+    if alert.status == AlertStatus.CANCELLED:
         return alert
-    if alert.status not in LIVE:
+    if alert.status not in LIVE_ALERT_STATUSES:
         raise AlertNotCancellable(f"alert is already {alert.status}")
-    alert.cancelled_count += settle_pending(session, alert, "cancelled", None, now)
-    alert.status, alert.cancelled_at, alert.finished_at = CANCELLED, now, now
+    settle_pending(session, alert, DeliveryStatus.CANCELLED, None, now)
+    alert.status, alert.cancelled_at, alert.finished_at = AlertStatus.CANCELLED, now, now
     session.flush()
     return alert
 
 
+def count_settled(alert: Alert, status: DeliveryStatus, devices: int) -> None:
+    """Add ``devices`` that just left pending to the alert's counter for ``status``.
+
+    Each settled delivery status names its counter (``Alert.sent``, ``.failed``, ``.pruned``,
+    ``.cancelled``), which is what keeps the counts adding up without a table between the two.
+    """
+    if status not in SETTLED_DELIVERY_STATUSES:
+        raise ValueError(f"{status!r} is not a settled delivery status")
+    setattr(alert, status.value, getattr(alert, status.value) + devices)
+
+
 def settle_pending(
-    session: Session, alert: Alert, status: str, error_code: str | None, now: datetime
+    session: Session,
+    alert: Alert,
+    status: DeliveryStatus,
+    error_code: str | None,
+    now: datetime,
 ) -> int:
     """End every pending device of the alert's batches that are not in flight; returns how many.
 
-    A batch in flight (leased) is left to finish: it records what FCM answered, so the counts
-    stay true. Batches still waiting are closed so no worker picks them up.
+    The alert's counter for ``status`` grows by as many. A batch in flight (leased) is left to
+    finish: it records what FCM answered, so the counts stay true. Batches still waiting are
+    closed so no worker picks them up.
     """
-    in_flight = select(Batch.id).where(Batch.alert_id == alert.id, Batch.status == "sending")
+    in_flight = select(Batch.id).where(
+        Batch.alert_id == alert.id, Batch.status == BatchStatus.SENDING
+    )
     result = session.execute(
         update(Delivery)
         .where(
             Delivery.alert_id == alert.id,
-            Delivery.status == "pending",
+            Delivery.status == DeliveryStatus.PENDING,
             Delivery.batch_id.not_in(in_flight),
         )
         .values(status=status, error_code=error_code, updated_at=now)
         .execution_options(synchronize_session=False)
     )
+    closed = BatchStatus.CANCELLED if status == DeliveryStatus.CANCELLED else BatchStatus.DONE
     session.execute(
         update(Batch)
-        .where(Batch.alert_id == alert.id, Batch.status.in_(("pending", "retry_wait")))
-        .values(status="cancelled" if status == "cancelled" else "done", finished_at=now)
+        .where(Batch.alert_id == alert.id, Batch.status.in_(WAITING_BATCH_STATUSES))
+        .values(status=closed, finished_at=now)
     )
     settled: int = result.rowcount  # type: ignore[attr-defined]
+    count_settled(alert, status, settled)
     return settled
 
 
@@ -163,18 +185,18 @@ def send_now(session: Session, alert_id: str, *, now: datetime | None = None) ->
     """End the hold window early: the alert becomes due now and its trigger fires."""
     now = now or utcnow()
     alert = get_alert(session, alert_id, for_update=True)
-    if alert.status != SCHEDULED:
+    if alert.status != AlertStatus.SCHEDULED:
         raise AlertNotCancellable(f"alert is already {alert.status}")
     if alert.send_at > now:
         alert.expires_at = now + timedelta(seconds=alert.ttl_seconds)
         alert.send_at = now
-        add_trigger(session, "plan", alert.id, due_at=now)
+        add_trigger(session, TriggerKind.PLAN, alert.id, due_at=now)
     session.flush()
     return alert
 
 
 def pending_count(alert: Alert) -> int:
-    return alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled_count
+    return alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled
 
 
 def alert_view(alert: Alert) -> dict[str, object]:
@@ -204,7 +226,7 @@ def alert_view(alert: Alert) -> dict[str, object]:
             "sent": alert.sent,
             "failed": alert.failed,
             "pruned": alert.pruned,
-            "cancelled": alert.cancelled_count,
+            "cancelled": alert.cancelled,
             "pending": pending_count(alert),
         },
         "opens": alert.opens,

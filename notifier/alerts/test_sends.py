@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from notifier.alerts.service import AlertDraft, create_alert, get_alert
 from notifier.core.db import insert_ignoring_conflicts
 from notifier.core.models import Alert, Device, TestDevice
+from notifier.core.vocabulary import Platform
 from notifier.subscriptions.service import find_device
 
 MAX_TEST_DEVICES = 20
@@ -19,7 +20,7 @@ class TooManyTestDevices(ValueError):
     pass
 
 
-def add_test_device(session: Session, key_id: int, *, token: str, platform: str) -> bool:
+def add_test_device(session: Session, key_id: int, *, token: str, platform: Platform) -> bool:
     """Register a device for the key's test sends; True when newly added."""
     device = find_device(session, token)
     if device is None:

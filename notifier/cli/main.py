@@ -12,6 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from notifier.core.settings import Settings, SettingsError, load_settings
+from notifier.pipeline.routing import WORKER_QUEUES
 
 
 def fail(message: str) -> NoReturn:
@@ -41,7 +42,7 @@ def api(workers: int | None, threads: int) -> None:
 
 
 @main.command(help="Run a Celery worker (breaking sends first).")
-@click.option("--queues", "-Q", default="breaking,planner,default", show_default=True)
+@click.option("--queues", "-Q", default=WORKER_QUEUES, show_default=True)
 @click.option("--concurrency", "-c", type=click.IntRange(1, 512), default=None)
 @click.option("--pool", type=click.Choice(["prefork", "threads", "solo"]), default="prefork")
 @click.option("--loglevel", default="INFO", show_default=True)

@@ -9,6 +9,8 @@ sweeper's scans by due time.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from enum import StrEnum
+from typing import TypeVar
 
 from sqlalchemy import (
     JSON,
@@ -24,8 +26,19 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, synonym
 from sqlalchemy.types import TypeDecorator
+
+from notifier.core.vocabulary import (
+    AlertStatus,
+    BatchStatus,
+    DeliveryStatus,
+    DeviceState,
+    Platform,
+    TriggerKind,
+)
+
+E = TypeVar("E", bound=StrEnum)
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL should use BIGINT for devices.
 BigId = BigInteger().with_variant(Integer(), "sqlite")
@@ -62,6 +75,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+class EnumText(TypeDecorator[E]):
+    """A :mod:`notifier.core.vocabulary` enum stored as its plain string value.
+
+    The schema stays a ``VARCHAR`` (what the migrations create, and no enum type to alter when a
+    state is added), yet reads give enum members and a write of a value outside the enum fails
+    before it reaches the database, instead of storing a state nothing ever matches.
+    """
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum: type[E], length: int) -> None:
+        super().__init__(length)
+        self.enum = enum
+
+    def process_bind_param(self, value: E | str | None, dialect: object) -> str | None:
+        return None if value is None else self.enum(value).value
+
+    def process_result_value(self, value: str | None, dialect: object) -> E | None:
+        return None if value is None else self.enum(value)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
@@ -84,10 +119,12 @@ class Device(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     token: Mapped[str] = mapped_column(String(1024), unique=True)
-    platform: Mapped[str] = mapped_column(String(16))
+    platform: Mapped[Platform] = mapped_column(EnumText(Platform, 16))
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
-    state: Mapped[str] = mapped_column(String(16), default="active")
+    state: Mapped[DeviceState] = mapped_column(
+        EnumText(DeviceState, 16), default=DeviceState.ACTIVE
+    )
     dead_reason: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
@@ -144,7 +181,11 @@ class WebhookEvent(Base):
 
 
 class Alert(Base):
-    """A notification to fan out, with its counters (which always add up) and timings."""
+    """A notification to fan out, with its counters (which always add up) and timings.
+
+    The four outcome counters are named after the :class:`DeliveryStatus` they count, so a
+    device settling moves exactly the counter of its new status.
+    """
 
     __tablename__ = "alerts"
 
@@ -158,7 +199,9 @@ class Alert(Base):
     image_url: Mapped[str | None] = mapped_column(String(2048))
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     priority: Mapped[str] = mapped_column(String(16), default="high")
-    status: Mapped[str] = mapped_column(String(16), default="scheduled", index=True)
+    status: Mapped[AlertStatus] = mapped_column(
+        EnumText(AlertStatus, 16), default=AlertStatus.SCHEDULED, index=True
+    )
     status_reason: Mapped[str | None] = mapped_column(String(200))
     source: Mapped[str] = mapped_column(String(16), default="webhook")
     created_by: Mapped[str | None] = mapped_column(String(64))
@@ -186,7 +229,9 @@ class Alert(Base):
     sent: Mapped[int] = mapped_column(Integer, default=0)
     failed: Mapped[int] = mapped_column(Integer, default=0)
     pruned: Mapped[int] = mapped_column(Integer, default=0)
-    cancelled_count: Mapped[int] = mapped_column("cancelled", Integer, default=0)
+    cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    # The counter's former name, kept only until notifier/pipeline/send.py stops using it.
+    cancelled_count: Mapped[int] = synonym("cancelled")
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
@@ -205,7 +250,9 @@ class Batch(Base):
     first_device_id: Mapped[int] = mapped_column(BigId)
     last_device_id: Mapped[int] = mapped_column(BigId)
     size: Mapped[int] = mapped_column(Integer)
-    status: Mapped[str] = mapped_column(String(16), default="pending")
+    # Holds BatchStatus members; typed ``str`` only until notifier/pipeline/send.py assigns
+    # members instead of literals, then ``Mapped[BatchStatus]`` like the other states.
+    status: Mapped[str] = mapped_column(EnumText(BatchStatus, 16), default=BatchStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(36))
@@ -230,7 +277,7 @@ class Delivery(Base):
     )
     device_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     batch_id: Mapped[int] = mapped_column(BigId, index=True)
-    status: Mapped[str] = mapped_column(String(16))
+    status: Mapped[DeliveryStatus] = mapped_column(EnumText(DeliveryStatus, 16))
     error_code: Mapped[str | None] = mapped_column(String(64))
     message_name: Mapped[str | None] = mapped_column(String(200))
     attempts: Mapped[int] = mapped_column(Integer, default=1)
@@ -243,7 +290,7 @@ class Outbox(Base):
     __tablename__ = "outbox"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))
+    kind: Mapped[TriggerKind] = mapped_column(EnumText(TriggerKind, 32))
     ref: Mapped[str] = mapped_column(String(64))
     due_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.core.models import Outbox, utcnow
+from notifier.core.vocabulary import TriggerKind
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +29,12 @@ MAX_COUNTDOWN = 600
 class Publisher(Protocol):
     """Sends a trigger to the workers. Implemented over Celery in ``workers.publish``."""
 
-    def publish(self, kind: str, ref: str, countdown: float = 0) -> None: ...
+    def publish(self, kind: TriggerKind, ref: str, countdown: float = 0) -> None: ...
 
 
-def add_trigger(session: Session, kind: str, ref: str, *, due_at: datetime | None = None) -> Outbox:
+def add_trigger(
+    session: Session, kind: TriggerKind, ref: str, *, due_at: datetime | None = None
+) -> Outbox:
     row = Outbox(kind=kind, ref=ref, due_at=due_at or utcnow())
     session.add(row)
     session.flush()

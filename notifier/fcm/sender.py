@@ -31,7 +31,7 @@ from firebase_admin import _http_client, _utils, credentials, exceptions, messag
 from notifier.fcm import fields as fcm_fields
 from notifier.fcm.loop import BackgroundLoop
 from notifier.fcm.outcomes import classify, names_registration_token, parse_retry_after
-from notifier.fcm.types import Accepted, Fatal, Outcome, PushAlert, Retry, Target
+from notifier.fcm.types import Accepted, Fatal, Outcome, Platform, PushAlert, Retry, Target
 
 if TYPE_CHECKING:
     from notifier.core.settings import Settings
@@ -68,10 +68,10 @@ def build_message(alert: PushAlert, target: Target) -> messaging.Message:
     return _message(alert, target.platform, target.token, ttl)
 
 
-def _message(alert: PushAlert, platform: str, token: str, ttl: int) -> messaging.Message:
+def _message(alert: PushAlert, platform: Platform, token: str, ttl: int) -> messaging.Message:
     alert_id = alert.alert_id
     android = apns = webpush = None
-    if platform == "android":
+    if platform == Platform.ANDROID:
         android = messaging.AndroidConfig(
             priority="high",
             ttl=ttl,
@@ -80,7 +80,7 @@ def _message(alert: PushAlert, platform: str, token: str, ttl: int) -> messaging
                 tag=alert_id, channel_id=fcm_fields.ANDROID_CHANNEL_ID
             ),
         )
-    elif platform == "ios":
+    elif platform == Platform.IOS:
         apns = messaging.APNSConfig(
             headers={
                 "apns-priority": "10",

@@ -11,8 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
-Platform = Literal["android", "ios", "web"]
-PLATFORMS: tuple[Platform, ...] = ("android", "ios", "web")
+from notifier.core.vocabulary import Platform as Platform  # a target's platform, named there
 
 
 @dataclass(frozen=True, slots=True)

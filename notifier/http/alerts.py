@@ -16,6 +16,7 @@ from notifier.alerts import service as service
 from notifier.core.db import transaction
 from notifier.core.models import Alert
 from notifier.core.outbox import pending_trigger_ids
+from notifier.core.vocabulary import AlertStatus
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
@@ -25,7 +26,7 @@ from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
 bp = Blueprint("alerts", __name__)
 
-STATUSES = ("scheduled", "sending", "sent", "cancelled", "expired", "failed")
+STATUSES = tuple(AlertStatus)
 
 
 class CreateAlertRequest(Strict):

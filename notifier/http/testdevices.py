@@ -8,12 +8,12 @@ from notifier.alerts import test_sends as service
 from notifier.alerts.service import AlertNotFound, alert_view
 from notifier.core.db import transaction
 from notifier.core.outbox import pending_trigger_ids
-from notifier.fcm.types import Platform
+from notifier.core.vocabulary import Platform
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.runtime import Runtime
-from notifier.subscriptions.requests import Strict, Token
+from notifier.subscriptions.requests import PlatformName, Strict, Token
 
 bp = Blueprint("testdevices", __name__)
 
@@ -22,7 +22,7 @@ class TestDeviceRequest(Strict):
     __test__ = False  # not a pytest class
 
     token: Token
-    platform: Platform = "android"
+    platform: PlatformName = Platform.ANDROID
 
 
 class RemoveTestDeviceRequest(Strict):

@@ -32,9 +32,6 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from notifier.alerts.service import (
-    CANCELLED,
-    LIVE,
-    SCHEDULED,
     AlertDraft,
     alert_view,
     cancel_alert,
@@ -42,7 +39,8 @@ from notifier.alerts.service import (
 )
 from notifier.core.models import Alert, Article, WebhookEvent, utcnow
 from notifier.core.outbox import pending_trigger_ids
-from notifier.subscriptions.topics import SLUG
+from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
+from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus
 
 log = logging.getLogger(__name__)
 
@@ -99,12 +97,10 @@ ArticleId = Annotated[
 WebUrl = Annotated[
     str, StringConstraints(strict=True, max_length=2048, pattern=r"^https?://[^\s]+$")
 ]
-Slug = Annotated[str, StringConstraints(strict=True, pattern=SLUG.pattern)]
+Slug = Annotated[str, StringConstraints(strict=True, pattern=TOPIC_SLUG_PATTERN)]
 Locale = Annotated[
     str,
-    StringConstraints(
-        strict=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
-    ),
+    StringConstraints(strict=True, max_length=LOCALE_MAX_LENGTH, pattern=LOCALE_PATTERN),
 ]
 
 
@@ -358,7 +354,7 @@ def _edit_alert(alert: Alert, data: ArticleData) -> Decision:
     Topics follow too: before planning, the audience has not been chosen. Un-flagging ``breaking``
     does not cancel: cancelling is an explicit act (``article.unpublished`` or an editor).
     """
-    if alert.status != SCHEDULED or alert.planning_started_at is not None:
+    if alert.status != AlertStatus.SCHEDULED or alert.planning_started_at is not None:
         return Decision.ALERT_NOT_EDITABLE
     alert.headline = data.headline
     alert.body = data.summary
@@ -380,9 +376,9 @@ def _unpublish(session: Session, article_id: str, now: datetime) -> tuple[Decisi
     alert = _alert_of(session, article_id)
     if alert is None:
         return Decision.NO_ALERT, None
-    if alert.status == CANCELLED:
+    if alert.status == AlertStatus.CANCELLED:
         return Decision.ALERT_CANCELLED, alert
-    if alert.status not in LIVE:
+    if alert.status not in LIVE_ALERT_STATUSES:
         return Decision.ALERT_NOT_CANCELLABLE, alert
     cancel_alert(session, alert.id, now=now)
     alert.status_reason = "article unpublished"

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from notifier.core.counters import read_counters
 from notifier.core.models import Alert, Device
+from notifier.core.vocabulary import AlertStatus
 from notifier.observability.ops_view import alerts_by_status, oldest_pending_age
 from notifier.observability.queues import BrokerState
 
@@ -87,8 +88,9 @@ def stored_metrics(rows: list[tuple[str, str, float]]) -> list[Metric]:
 
 def live_gauges(session: Session, broker: BrokerState, now: datetime) -> list[Metric]:
     alerts = GaugeMetricFamily("notifier_alerts", "Alerts by status.", labels=["status"])
-    for status in ("scheduled", "sending", "sent", "cancelled", "expired", "failed"):
-        alerts.add_metric([status], alerts_by_status(session).get(status, 0))
+    counts = alerts_by_status(session)
+    for status in AlertStatus:
+        alerts.add_metric([status.value], counts.get(status, 0))
     depth = GaugeMetricFamily(
         "notifier_queue_depth", "Messages waiting per queue.", labels=["queue"]
     )

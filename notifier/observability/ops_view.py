@@ -9,18 +9,17 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from notifier.alerts.service import SENDING, pending_count
+from notifier.alerts.service import pending_count
 from notifier.core.counters import minutes_since
 from notifier.core.models import Alert, Batch, Heartbeat, utcnow
 from notifier.core.settings import Settings
+from notifier.core.vocabulary import WAITING_BATCH_STATUSES, AlertStatus
 from notifier.observability.queues import inspect_broker
-
-LIVE_BATCH_STATES = ("pending", "retry_wait")
 
 
 def alerts_in_flight(session: Session, now: datetime) -> list[dict[str, Any]]:
     rows = session.scalars(
-        select(Alert).where(Alert.status == SENDING).order_by(Alert.send_at).limit(50)
+        select(Alert).where(Alert.status == AlertStatus.SENDING).order_by(Alert.send_at).limit(50)
     ).all()
     result = []
     for alert in rows:
@@ -50,12 +49,14 @@ def alerts_in_flight(session: Session, now: datetime) -> list[dict[str, Any]]:
 def oldest_pending_age(session: Session, now: datetime) -> float:
     """Seconds the oldest owed work has waited: a due alert not yet planned, or a due batch."""
     due_alert = session.scalar(
-        select(func.min(Alert.send_at)).where(Alert.status == "scheduled", Alert.send_at <= now)
+        select(func.min(Alert.send_at)).where(
+            Alert.status == AlertStatus.SCHEDULED, Alert.send_at <= now
+        )
     )
     due_batch = session.scalar(
         select(func.min(func.coalesce(Batch.next_attempt_at, Batch.created_at)))
         .join(Alert, Alert.id == Batch.alert_id)
-        .where(Alert.status == SENDING, Batch.status.in_(LIVE_BATCH_STATES))
+        .where(Alert.status == AlertStatus.SENDING, Batch.status.in_(WAITING_BATCH_STATUSES))
     )
     candidates = [t for t in (due_alert, due_batch) if t is not None and t <= now]
     return max(0.0, (now - min(candidates)).total_seconds()) if candidates else 0.0

@@ -16,8 +16,8 @@ import redis
 
 from notifier.core.broker import broker_connection, transport_options
 from notifier.core.settings import Settings
+from notifier.pipeline.routing import QUEUES
 
-QUEUES = ("breaking", "planner", "default")
 # kombu's Redis transport keeps each priority level in a list of its own: "<queue>", then
 # "<queue>\x06\x163" and so on.
 _REDIS_PRIORITY_SUFFIXES = ("", "\x06\x163", "\x06\x166", "\x06\x169")

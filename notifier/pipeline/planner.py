@@ -13,12 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from sqlalchemy import func, insert, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
-from notifier.alerts.service import LIVE, SCHEDULED, SENDING, get_alert
+from notifier.alerts.service import get_alert
 from notifier.core.models import (
     Alert,
     Batch,
@@ -30,8 +31,25 @@ from notifier.core.models import (
     utcnow,
 )
 from notifier.core.outbox import add_trigger
+from notifier.core.vocabulary import (
+    LIVE_ALERT_STATUSES,
+    AlertStatus,
+    BatchStatus,
+    DeliveryStatus,
+    DeviceState,
+    TriggerKind,
+)
 
 PAGE_SIZE = 500
+
+
+class PlanState(StrEnum):
+    """How one run of the planner left the alert."""
+
+    PLANNED = "planned"  # the whole audience is in batches
+    CONTINUE = "continue"  # out of time or pages; a continuation trigger carries on
+    NOT_DUE = "not_due"  # still in its hold window (an early or duplicate trigger)
+    STOPPED = "stopped"  # cancelled, expired or finished meanwhile
 
 
 @dataclass
@@ -39,7 +57,7 @@ class PlanSlice:
     """What one run of the planner did; ``batch_ids`` are to be published after the commits."""
 
     alert_id: str
-    state: str  # "planned" | "continue" | "not_due" | "stopped"
+    state: PlanState
     batch_ids: list[int] = field(default_factory=list)
     devices: int = 0
     continuation_trigger: int | None = None
@@ -79,7 +97,7 @@ def plan_slice(
     planner is still paging.
     """
     started = time.monotonic()
-    result = PlanSlice(alert_id=alert_id, state="continue")
+    result = PlanSlice(alert_id=alert_id, state=PlanState.CONTINUE)
     for _ in range(max_pages):
         with sessions.begin() as session:
             step = _plan_page(session, alert_id, now or utcnow())
@@ -89,7 +107,7 @@ def plan_slice(
             batch_id, size = step
             budget_spent = time.monotonic() - started > time_budget
             if budget_spent:
-                result.continuation_trigger = add_trigger(session, "plan", alert_id).id
+                result.continuation_trigger = add_trigger(session, TriggerKind.PLAN, alert_id).id
         result.batch_ids.append(batch_id)
         result.devices += size
         if on_batch is not None:
@@ -97,29 +115,29 @@ def plan_slice(
         if budget_spent:
             return result
     with sessions.begin() as session:
-        result.continuation_trigger = add_trigger(session, "plan", alert_id).id
+        result.continuation_trigger = add_trigger(session, TriggerKind.PLAN, alert_id).id
     return result
 
 
-def _final_state(session: Session, alert_id: str) -> str:
+def _final_state(session: Session, alert_id: str) -> PlanState:
     alert = session.get(Alert, alert_id)
-    if alert is None or alert.status not in LIVE:
-        return "stopped"
-    return "planned" if alert.planned_at is not None else "not_due"
+    if alert is None or alert.status not in LIVE_ALERT_STATUSES:
+        return PlanState.STOPPED
+    return PlanState.PLANNED if alert.planned_at is not None else PlanState.NOT_DUE
 
 
 def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int] | None:
     """Record one page as a batch; ``None`` when there is nothing (more) to plan."""
     alert = get_alert(session, alert_id, for_update=True)
-    if alert.status not in LIVE or alert.planned_at is not None:
+    if alert.status not in LIVE_ALERT_STATUSES or alert.planned_at is not None:
         return None
     if alert.send_at > now + timedelta(seconds=0.5):
         return None  # still in its hold window (an early or duplicate trigger)
     if alert.expires_at <= now:
         expire_alert(session, alert, now)
         return None
-    if alert.status == SCHEDULED:
-        alert.status, alert.planning_started_at = SENDING, now
+    if alert.status == AlertStatus.SCHEDULED:
+        alert.status, alert.planning_started_at = AlertStatus.SENDING, now
     alert.plan_progress_at = now
     topic_ids = list(session.scalars(select(Topic.id).where(Topic.slug.in_(alert.topics))))
     active: list[int] = []
@@ -135,7 +153,7 @@ def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int
         active = list(
             session.scalars(
                 select(Device.id)
-                .where(Device.id.in_(device_ids), Device.state == "active")
+                .where(Device.id.in_(device_ids), Device.state == DeviceState.ACTIVE)
                 .order_by(Device.id)
             )
         )
@@ -147,7 +165,7 @@ def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int
         first_device_id=active[0],
         last_device_id=active[-1],
         size=len(active),
-        status="pending",
+        status=BatchStatus.PENDING,
         created_at=now,
         enqueued_at=now,
     )
@@ -160,7 +178,7 @@ def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int
                 "alert_id": alert.id,
                 "device_id": device_id,
                 "batch_id": batch.id,
-                "status": "pending",
+                "status": DeliveryStatus.PENDING,
                 "attempts": 0,
                 "updated_at": now,
             }

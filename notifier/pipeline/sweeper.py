@@ -16,9 +16,9 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert
-from notifier.alerts.service import LIVE, SCHEDULED, SENDING
 from notifier.core.models import Alert, Batch, Device, Heartbeat, utcnow
 from notifier.core.outbox import Publisher, dispatch
+from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus, BatchStatus, TriggerKind
 
 OUTBOX_GRACE = timedelta(seconds=5)
 
@@ -55,13 +55,15 @@ def _expire(sessions: sessionmaker[Session], now: datetime) -> int:
     with sessions() as session:
         ids = list(
             session.scalars(
-                select(Alert.id).where(Alert.status.in_(LIVE), Alert.expires_at <= now).limit(100)
+                select(Alert.id)
+                .where(Alert.status.in_(LIVE_ALERT_STATUSES), Alert.expires_at <= now)
+                .limit(100)
             )
         )
     for alert_id in ids:
         with sessions.begin() as session:
             alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update())
-            if alert is not None and alert.status in LIVE:
+            if alert is not None and alert.status in LIVE_ALERT_STATUSES:
                 expire_alert(session, alert, now)
     return len(ids)
 
@@ -76,9 +78,9 @@ def _requeue_alerts(
                 select(Alert.id)
                 .where(
                     or_(
-                        and_(Alert.status == SCHEDULED, Alert.send_at <= now - stale),
+                        and_(Alert.status == AlertStatus.SCHEDULED, Alert.send_at <= now - stale),
                         and_(
-                            Alert.status == SENDING,
+                            Alert.status == AlertStatus.SENDING,
                             Alert.planned_at.is_(None),
                             Alert.plan_progress_at <= now - stale,
                         ),
@@ -88,7 +90,7 @@ def _requeue_alerts(
             )
         )
     for alert_id in ids:
-        publisher.publish("plan", alert_id)
+        publisher.publish(TriggerKind.PLAN, alert_id)
         with sessions.begin() as session:
             # Pushing the progress mark forward spaces out re-publishing while a backlog drains.
             session.execute(update(Alert).where(Alert.id == alert_id).values(plan_progress_at=now))
@@ -106,12 +108,12 @@ def _requeue_batches(
                 select(Batch.id)
                 .join(Alert, Alert.id == Batch.alert_id)
                 .where(
-                    Alert.status.in_(LIVE),
+                    Alert.status.in_(LIVE_ALERT_STATUSES),
                     or_(
-                        and_(Batch.status == "pending", Batch.enqueued_at <= cutoff),
-                        and_(Batch.status == "sending", Batch.lease_expires_at <= now),
+                        and_(Batch.status == BatchStatus.PENDING, Batch.enqueued_at <= cutoff),
+                        and_(Batch.status == BatchStatus.SENDING, Batch.lease_expires_at <= now),
                         and_(
-                            Batch.status == "retry_wait",
+                            Batch.status == BatchStatus.RETRY_WAIT,
                             Batch.next_attempt_at <= now,
                             Batch.enqueued_at <= cutoff,
                         ),
@@ -122,7 +124,7 @@ def _requeue_batches(
             )
         )
     for batch_id in ids:
-        publisher.publish("send", str(batch_id))
+        publisher.publish(TriggerKind.SEND, str(batch_id))
     if ids:
         with sessions.begin() as session:
             session.execute(update(Batch).where(Batch.id.in_(ids)).values(enqueued_at=now))

@@ -48,6 +48,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from notifier.core.models import Device, Subscription, utcnow
+from notifier.core.vocabulary import DeviceState
 from notifier.subscriptions.requests import SubscribeRequest
 from notifier.subscriptions.topics import active_topics
 
@@ -299,7 +300,7 @@ def _write_sqlite(conn: Connection, batch: _Batch, now: datetime) -> _BatchResul
     tokens = sorted(batch)
     known = _sqlite_known(conn, tokens)
     new = [t for t in tokens if t not in known]
-    alive = [t for t in tokens if t in known and known[t][1] == "active"]
+    alive = [t for t in tokens if t in known and known[t][1] == DeviceState.ACTIVE]
     devices = _DEVICES
     if new:
         conn.execute(
@@ -310,7 +311,7 @@ def _write_sqlite(conn: Connection, batch: _Batch, now: datetime) -> _BatchResul
                     "platform": batch[t].platform,
                     "locale": batch[t].locale,
                     "timezone": batch[t].timezone,
-                    "state": "active",
+                    "state": DeviceState.ACTIVE,
                     "created_at": now,
                     "last_seen_at": now,
                 }

@@ -8,7 +8,8 @@ from zoneinfo import available_timezones
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
-from notifier.fcm.types import Platform
+from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
+from notifier.core.vocabulary import Platform
 
 MAX_TOPICS_PER_REQUEST = 100
 
@@ -17,13 +18,13 @@ Token = Annotated[
     str,
     StringConstraints(strict=True, min_length=8, max_length=1024, pattern=r"^[A-Za-z0-9_:.\-]+$"),
 ]
-Slug = Annotated[str, StringConstraints(strict=True, pattern=r"^[a-z0-9][a-z0-9-]{0,63}$")]
+Slug = Annotated[str, StringConstraints(strict=True, pattern=TOPIC_SLUG_PATTERN)]
 Locale = Annotated[
     str,
-    StringConstraints(
-        strict=True, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
-    ),
+    StringConstraints(strict=True, max_length=LOCALE_MAX_LENGTH, pattern=LOCALE_PATTERN),
 ]
+# Strict models take only enum members from a parsed body; the JSON string is its value.
+PlatformName = Annotated[Platform, Field(strict=False)]
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +48,7 @@ class Strict(BaseModel):
 
 class SubscribeRequest(Strict):
     token: Token
-    platform: Platform
+    platform: PlatformName
     topics: Topics
     locale: Locale | None = None
     timezone: Zone | None = None

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from notifier.core.db import dialect_insert, insert_ignoring_conflicts
 from notifier.core.models import Device, Subscription, Topic, utcnow
+from notifier.core.vocabulary import DeviceState
 from notifier.subscriptions.topics import active_topics
 
 
@@ -82,7 +83,7 @@ def subscribe(
             platform=platform,
             locale=locale,
             timezone=timezone,
-            state="active",
+            state=DeviceState.ACTIVE,
             created_at=now,
             last_seen_at=now,
         )
@@ -94,7 +95,7 @@ def subscribe(
         changes: dict[str, object] = {
             "platform": platform,
             "last_seen_at": now,
-            "state": "active",
+            "state": DeviceState.ACTIVE,
             "dead_reason": None,
             "dead_at": None,
         }
@@ -164,7 +165,7 @@ def rotate_token(session: Session, *, old_token: str, new_token: str) -> DeviceP
     now = utcnow()
     if new is None:
         old.token, old.last_seen_at = new_token, now
-        old.state, old.dead_reason, old.dead_at = "active", None, None
+        old.state, old.dead_reason, old.dead_at = DeviceState.ACTIVE, None, None
         session.flush()
         return profile(session, old)
     topic_ids = session.scalars(
@@ -178,7 +179,7 @@ def rotate_token(session: Session, *, old_token: str, new_token: str) -> DeviceP
     new.locale = new.locale or old.locale
     new.timezone = new.timezone or old.timezone
     new.last_seen_at = now
-    new.state, new.dead_reason, new.dead_at = "active", None, None
+    new.state, new.dead_reason, new.dead_at = DeviceState.ACTIVE, None, None
     session.delete(old)
     session.flush()
     return profile(session, new)

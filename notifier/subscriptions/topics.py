@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import time
 import tomllib
 from dataclasses import dataclass
@@ -12,8 +11,9 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from notifier.core.models import Topic
+from notifier.core.patterns import TOPIC_SLUG
 
-SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+SLUG = TOPIC_SLUG
 
 
 class CatalogueError(ValueError):
