@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: run test lint format install clean
+.PHONY: run test test-fast lint format install clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The inner loop: every test that needs no PostgreSQL, Redis, Celery worker, emulator process,
+# browser or server process (tests/conftest.py marks those `services`). Passes with all of them
+# stopped; a test that hangs is a bug here, hence the short timeout. `make test` stays the suite.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not services" --timeout 60 $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

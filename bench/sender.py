@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import NamedTuple
 
 import aiohttp
-from firebase_admin import messaging
 
 from notifier.emulator import start_emulator_process, stop_emulator_process, write_service_account
+from notifier.fcm.sdk import encode_message, messaging
 from notifier.fcm.sender import FcmSender, build_message, initialize_stock_app
 from notifier.fcm.types import PLATFORMS, PushAlert, Target
 
@@ -130,9 +130,7 @@ def bench_bare(sa: Path, base: str, total: int, concurrency: int = 100) -> float
     sender = FcmSender(project_id=PROJECT, endpoint=base, credentials_path=sa)
     authorization = sender._authorization()  # reuse the real OAuth flow for the bearer token
     sender.close()
-    message = messaging._MessagingService.encode_message(
-        build_message(_alert(), Target(0, "bare", "android"))
-    )
+    message = encode_message(build_message(_alert(), Target(0, "bare", "android")))
     body = json.dumps({"message": message}).encode()
     url = f"{base}/v1/projects/{PROJECT}/messages:send"
     headers = {"Authorization": authorization, "Content-Type": "application/json"}

@@ -4,13 +4,17 @@ Tests that take ``db_url`` run once per backend. PostgreSQL tests run in a schem
 inside ``NOTIFIER_TEST_DATABASE_URL``, so the suite never touches other data and can run beside
 another suite. Services that do not answer skip their tests, unless NOTIFIER_REQUIRE_SERVICES=1
 (as in CI), where they fail instead.
+
+Every test that needs a service (PostgreSQL, Redis, a Celery worker, the emulator process,
+Chromium, or a server process of its own) is marked ``services`` here, at collection, from the
+fixtures it uses; ``make test-fast`` runs the rest (``-m "not services"``).
 """
 
 from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from urllib.parse import quote
@@ -35,6 +39,50 @@ pytest_plugins = ["tests.emulator_fixtures", "tests.chromium_fixture"]
 PG_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 REQUIRE_SERVICES = os.environ.get("NOTIFIER_REQUIRE_SERVICES") == "1"
+
+
+# Fixtures that reach a service or start one, wherever they are defined (this file, the emulator and
+# Chromium plugins, the pipeline, pages and readiness suites). A fixture that depends on one of
+# these (``stack_factory`` on ``pg_url``, ``service_account_file`` on ``emulator``) is covered
+# too, as pytest lists a test's whole fixture closure in ``item.fixturenames``.
+SERVICE_FIXTURES = frozenset(
+    {
+        "pg_schema_url",
+        "pg_url",
+        "redis_url",
+        "emulator",
+        "chromium",
+        "stack_factory",
+        "postgres",  # test_readiness: a PostgreSQL cluster of its own
+        "redis_server",  # test_readiness: a redis-server of its own
+    }
+)
+# ``db_url`` asks for its backend with ``request.getfixturevalue``, which the fixture closure does
+# not show, so its PostgreSQL variant is recognised by the parameter instead.
+SERVICE_PARAMS = {"db_url": "postgresql"}
+# Names a test's own code calls to start a process (gunicorn, ``notifier dev``, the emulator):
+# those tests need no fixture to reach a server, so their code is what gives them away.
+PROCESS_STARTERS = frozenset({"notifier_process", "Popen", "start_emulator_process"})
+
+
+def needs_services(item: pytest.Item) -> bool:
+    """Whether ``item`` reaches PostgreSQL, Redis, a worker, the emulator, a browser or a server."""
+    if SERVICE_FIXTURES.intersection(getattr(item, "fixturenames", ())):
+        return True
+    callspec = getattr(item, "callspec", None)
+    params = callspec.params if callspec is not None else {}
+    if any(params.get(name) == value for name, value in SERVICE_PARAMS.items()):
+        return True
+    function = getattr(item, "function", None)
+    code = getattr(function, "__code__", None)
+    return code is not None and bool(PROCESS_STARTERS.intersection(code.co_names))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: Sequence[pytest.Item]) -> None:
+    """Mark every test that needs a service ``services`` (see :func:`needs_services`)."""
+    for item in items:
+        if needs_services(item):
+            item.add_marker(pytest.mark.services)
 
 
 def service_unavailable(name: str, reason: str) -> None:

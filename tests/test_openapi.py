@@ -14,6 +14,7 @@ import tomllib
 import uuid
 from collections import defaultdict
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -410,22 +411,45 @@ def test_the_page_lists_every_operation(api: FlaskClient, spec: dict[str, Any]) 
         assert f"<code>{path}</code>" in page
 
 
-def test_the_line_reader_sees_what_a_yaml_parser_sees(spec: dict[str, Any]) -> None:
-    """The page's dependency-free reader agrees with PyYAML on the committed file."""
-    text = openapi.spec_bytes().decode("utf-8")
-    expected = [
-        openapi.Operation(
-            method.upper(), path, op.get("summary", ""), tuple(op.get("x-required-roles", ()))
-        )
-        for path, item in spec["paths"].items()
-        for method, op in item.items()
-        if method != "parameters"
+def test_the_page_shows_each_operations_summary_and_roles(spec: dict[str, Any]) -> None:
+    page = openapi.render_listing(openapi.spec_bytes().decode("utf-8"), "/openapi.yaml")
+    rows = 0
+    for path, item in spec["paths"].items():
+        for method, op in item.items():
+            if method == "parameters":
+                continue
+            roles = ", ".join(op.get("x-required-roles", ())) or "no key"
+            row = (
+                f"<tr><td><code>{method.upper()}</code></td><td><code>{escape(path)}</code></td>"
+                f"<td>{escape(op.get('summary', ''))}</td><td>{escape(roles)}</td></tr>"
+            )
+            assert row in page, f"{method.upper()} {path} is not listed as {row}"
+            rows += 1
+    assert page.count("<tr><td>") == rows
+    assert f"<h1>{spec['info']['title']} {spec['info']['version']} HTTP API</h1>" in page
+
+
+def test_the_listing_reads_any_yaml_layout() -> None:
+    """Flow style, other indentation and quoting: what a YAML parser accepts, the page lists."""
+    text = (
+        "openapi: 3.1.0\n"
+        "info: {title: 'It''s', version: 2}\n"
+        "paths:\n"
+        '   /b: {get: {summary: "Read b", x-required-roles: [ops]}, parameters: []}\n'
+        "   /a:\n"
+        "         delete:\n"
+        "             summary: >-\n"
+        "                Remove a\n"
+        "             x-required-roles:\n"
+        "               - editor\n"
+        "               - admin\n"
+    )
+    spec = openapi.load_spec(text)
+    assert openapi.read_operations(spec) == [
+        openapi.Operation("GET", "/b", "Read b", ("ops",)),
+        openapi.Operation("DELETE", "/a", "Remove a", ("editor", "admin")),
     ]
-    assert openapi.read_operations(text) == expected
-    assert openapi.read_info(text) == {
-        "title": spec["info"]["title"],
-        "version": spec["info"]["version"],
-    }
+    assert openapi.read_info(spec) == {"title": "It's", "version": "2"}
 
 
 def test_the_page_escapes_everything() -> None:

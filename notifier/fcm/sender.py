@@ -1,6 +1,7 @@
 """notifier's FCM sender: firebase-admin's credentials, message model and errors on a pooled loop.
 
-This is the only module that imports firebase_admin. The SDK's own ``send_each_for_multicast``
+firebase-admin is reached only through :mod:`notifier.fcm.sdk` (the one module importing it, and
+the one place its private names are used). The SDK's own ``send_each_for_multicast``
 spends a thread and about 1 ms of CPU per message; here each message is still a
 ``firebase_admin.messaging.Message`` encoded by the SDK's encoder, and each failure still becomes
 the SDK's exception (``UnregisteredError``, ``QuotaExceededError``, ...) through the SDK's own
@@ -21,16 +22,15 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import urlsplit
 
 import aiohttp
-import firebase_admin
 import google.auth.exceptions
 import google.auth.transport.requests
-import httpx
 import requests
-from firebase_admin import _http_client, _utils, credentials, exceptions, messaging
 
 from notifier.fcm import fields as fcm_fields
+from notifier.fcm import sdk
 from notifier.fcm.loop import BackgroundLoop
 from notifier.fcm.outcomes import classify, names_registration_token, parse_retry_after
+from notifier.fcm.sdk import credentials, exceptions, messaging
 from notifier.fcm.types import Accepted, Fatal, Outcome, Platform, PushAlert, Retry, Target
 
 if TYPE_CHECKING:
@@ -127,12 +127,6 @@ def _message(alert: PushAlert, platform: Platform, token: str, ttl: int) -> mess
     return message
 
 
-def _encode(message: messaging.Message) -> dict[str, Any]:
-    """The JSON FCM receives, produced by the SDK's own encoder (which also validates)."""
-    encoded: dict[str, Any] = messaging._MessagingService.encode_message(message)
-    return encoded
-
-
 # One per process, shared by every sender in it.
 _LOOP = BackgroundLoop("fcm-sender-loop")
 
@@ -187,8 +181,8 @@ class FcmSender:
         self._headers = {
             "Content-Type": "application/json",
             "X-GOOG-API-FORMAT-VERSION": "2",
-            "X-FIREBASE-CLIENT": f"fire-admin-python/{firebase_admin.__version__}",
-            **_http_client.METRICS_HEADERS,
+            **sdk.client_header(),
+            **sdk.metrics_headers(),
         }
         self._session: aiohttp.ClientSession | None = None
         self._session_pid = 0
@@ -297,7 +291,7 @@ class FcmSender:
         for target in targets:
             base = encoded.get(target.platform)
             if base is None:
-                base = _encode(_message(alert, target.platform, "_", ttl))
+                base = sdk.encode_message(_message(alert, target.platform, "_", ttl))
                 encoded[target.platform] = base
             bodies.append(json.dumps({"message": {**base, "token": target.token}}).encode())
         return bodies
@@ -384,7 +378,7 @@ class FcmSender:
                 return Accepted(device_id, json.loads(reply.body)["name"])
             except (ValueError, KeyError, TypeError):
                 return Retry(device_id, "UNKNOWN")
-        error = self._sdk_error(reply)
+        error = sdk.error_from_answer(self._url, reply.status, reply.body, reply.retry_after)
         code = _error_code(error)
         detail = _error_dict(reply.body)
         return classify(
@@ -393,19 +387,6 @@ class FcmSender:
             token_named=code == "INVALID_ARGUMENT" and names_registration_token(str(error), detail),
             retry_after=parse_retry_after(reply.retry_after),
         )
-
-    def _sdk_error(self, reply: _Reply) -> exceptions.FirebaseError:
-        """The exception firebase-admin itself would raise for this answer, via its own parser."""
-        request = httpx.Request("POST", self._url)
-        headers = {"Retry-After": reply.retry_after} if reply.retry_after else None
-        response = httpx.Response(
-            reply.status, headers=headers, content=reply.body, request=request
-        )
-        error = httpx.HTTPStatusError(f"HTTP {reply.status}", request=request, response=response)
-        firebase_error: exceptions.FirebaseError = _utils.handle_platform_error_from_httpx(
-            error, messaging._MessagingService._build_fcm_error_httpx
-        )
-        return firebase_error
 
 
 def _default_in_flight(endpoint: str, pool_size: int) -> int:
@@ -457,28 +438,15 @@ def initialize_stock_app(
     endpoint: str | None,
     name: str,
     pool_size: int = MAX_BATCH,
-) -> firebase_admin.App:
+) -> sdk.App:
     """A firebase-admin App whose messaging service sends to ``endpoint`` (Google when None).
 
-    firebase-admin 7.7 has no setting for FCM's base URL (its URLs are built from
-    ``https://fcm.googleapis.com``), so this rewrites the service's two URL attributes and mounts a
-    connection pool for the new base, as the SDK itself does for Google. Everything else
-    (credentials, encoder, retries, error mapping) is the SDK's, unmodified.
+    Only the base URL and its connection pool change (:func:`notifier.fcm.sdk.redirect_messaging`);
+    everything else (credentials, encoder, retries, error mapping) is the SDK's, unmodified.
     """
-    app = firebase_admin.initialize_app(
-        credentials.Certificate(str(credentials_path)), {"projectId": project_id}, name=name
-    )
+    app = sdk.initialize_app(str(credentials_path), project_id, name)
     if endpoint:
-        base = endpoint.rstrip("/")
-        service = messaging._get_messaging_service(app)
-        service._fcm_url = f"{base}/v1/projects/{project_id}/messages:send"
-        service._fcm_topic_url = f"{base}/v1/projects/{project_id}/registrations"
-        adapter = requests.adapters.HTTPAdapter(
-            pool_connections=pool_size,
-            pool_maxsize=pool_size,
-            max_retries=_http_client.DEFAULT_RETRY_CONFIG,
-        )
-        service._client.session.mount(base, adapter)
+        sdk.redirect_messaging(app, endpoint, pool_size)
     return app
 
 

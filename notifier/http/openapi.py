@@ -4,19 +4,19 @@
 :mod:`importlib.resources`, so a checkout and an installed wheel serve the same file, and
 ``tests/test_openapi.py`` holds it to the app's real routes and validation rules.
 
-The listing is built by a narrow line reader instead of a YAML parser so that the API needs no
-YAML library at run time for one documentation page. It relies on the file's layout (paths at
-two spaces under ``paths:``, methods at four, their keys at six); the test compares what it reads
-with a real YAML parser's view, so a layout change that would break it fails there first.
+The listing reads the file with PyYAML's safe loader (a runtime dependency for this page), so it
+sees exactly what any other OpenAPI tool sees, whatever the file's layout or quoting.
 """
 
 from __future__ import annotations
 
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from html import escape
 from importlib import resources
+from typing import Any
 
+import yaml
 from flask import Blueprint, Response, request, url_for
 
 bp = Blueprint("openapi", __name__)
@@ -30,11 +30,8 @@ CONTENT_SECURITY_POLICY = (
     "form-action 'none'; frame-ancestors 'none'"
 )
 
+# A path item's keys that are operations; the others (``parameters``, ``summary``, ...) are not.
 _METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
-_PATH_LINE = re.compile(r"^  (/\S*):\s*$")
-_METHOD_LINE = re.compile(rf"^    ({'|'.join(_METHODS)}):\s*$")
-_FIELD_LINE = re.compile(r"^      (summary|x-required-roles):\s*(.*?)\s*$")
-_INFO_LINE = re.compile(r"^  (title|version):\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,64 +49,48 @@ def spec_bytes() -> bytes:
     return (resources.files(SPEC_PACKAGE) / SPEC_NAME).read_bytes()
 
 
-def _scalar(raw: str) -> str:
-    """A plain or quoted one-line YAML scalar, as the file writes them."""
-    if len(raw) >= 2 and raw[0] == raw[-1] == "'":
-        return raw[1:-1].replace("''", "'")
-    if len(raw) >= 2 and raw[0] == raw[-1] == '"':
-        return raw[1:-1]
-    return raw
+def load_spec(text: str) -> dict[str, Any]:
+    """The description as data; ValueError when it is not a YAML mapping."""
+    loaded = yaml.safe_load(text)
+    if not isinstance(loaded, dict):
+        raise ValueError("the OpenAPI description is not a mapping")
+    return loaded
 
 
-def _flow_list(raw: str) -> tuple[str, ...]:
-    """``[editor, ops]`` -> ``("editor", "ops")``."""
-    inner = raw.strip().removeprefix("[").removesuffix("]")
-    return tuple(_scalar(item.strip()) for item in inner.split(",") if item.strip())
+def _mapping(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
 
 
-def read_info(text: str) -> dict[str, str]:
-    """``info.title`` and ``info.version``."""
-    info: dict[str, str] = {}
-    in_info = False
-    for line in text.splitlines():
-        if line and not line[0].isspace():
-            in_info = line.rstrip() == "info:"
-            continue
-        match = _INFO_LINE.match(line) if in_info else None
-        if match:
-            info[match.group(1)] = _scalar(match.group(2))
-    return info
+def read_info(spec: Mapping[str, Any]) -> dict[str, str]:
+    """``info.title`` and ``info.version``, as text (YAML reads ``version: 1`` as a number)."""
+    info = _mapping(spec.get("info"))
+    return {key: str(info[key]) for key in ("title", "version") if info.get(key) is not None}
 
 
-def read_operations(text: str) -> list[Operation]:
-    """Every operation under ``paths:``, in file order, with its summary and roles."""
+def read_operations(spec: Mapping[str, Any]) -> list[Operation]:
+    """Every operation under ``paths``, in file order, with its summary and roles."""
     operations: list[Operation] = []
-    in_paths = False
-    path: str | None = None
-    for line in text.splitlines():
-        if line and not line[0].isspace():
-            in_paths = line.rstrip() == "paths:"
-            path = None
-            continue
-        if not in_paths:
-            continue
-        if path_match := _PATH_LINE.match(line):
-            path = path_match.group(1)
-        elif (method_match := _METHOD_LINE.match(line)) and path is not None:
-            operations.append(Operation(method_match.group(1).upper(), path))
-        elif (field := _FIELD_LINE.match(line)) and operations and operations[-1].path == path:
-            last = operations[-1]
-            name, value = field.groups()
-            if name == "summary":
-                operations[-1] = Operation(last.method, last.path, _scalar(value), last.roles)
-            else:
-                operations[-1] = Operation(last.method, last.path, last.summary, _flow_list(value))
+    for path, item in _mapping(spec.get("paths")).items():
+        for method, operation in _mapping(item).items():
+            if method not in _METHODS:
+                continue
+            fields = _mapping(operation)
+            roles = fields.get("x-required-roles") or ()
+            operations.append(
+                Operation(
+                    method.upper(),
+                    str(path),
+                    str(fields.get("summary") or ""),
+                    tuple(str(role) for role in roles),
+                )
+            )
     return operations
 
 
 def render_listing(text: str, spec_url: str) -> str:
     """The HTML page; every value from the file is escaped, whatever it holds."""
-    info = read_info(text)
+    spec = load_spec(text)
+    info = read_info(spec)
     title = f"{info.get('title', 'API')} {info.get('version', '')}".strip()
     rows = "\n".join(
         "<tr><td><code>{}</code></td><td><code>{}</code></td><td>{}</td><td>{}</td></tr>".format(
@@ -118,7 +99,7 @@ def render_listing(text: str, spec_url: str) -> str:
             escape(op.summary),
             escape(", ".join(op.roles) or "no key"),
         )
-        for op in read_operations(text)
+        for op in read_operations(spec)
     )
     return f"""<!doctype html>
 <html lang="en">

@@ -116,8 +116,8 @@ def subscribe(
     )
     if created:  # nothing to read back: the device is exactly what was just written
         return DeviceProfile(platform, sorted(topic_ids), locale, timezone, now, now), True
-    device = session.get(Device, device_id, populate_existing=True)
-    assert device is not None
+    # get_one raises NoResultFound instead of returning None: a check that survives `python -O`.
+    device = session.get_one(Device, device_id, populate_existing=True)
     return profile(session, device), False
 
 

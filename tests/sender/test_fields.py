@@ -12,8 +12,11 @@ from notifier.fcm.sender import build_message
 from tests.sender.factories import make_alert, make_target
 
 
-def test_long_alert_id_fits_apns_collapse_id() -> None:
-    assert len(fcm_fields.apns_collapse_id("a" * 100).encode()) <= 64
+def test_long_alert_ids_fit_apns_collapse_id_and_stay_distinct() -> None:
+    """Two alerts sharing a long prefix must not collapse into one notification on iOS."""
+    first, second = (fcm_fields.apns_collapse_id("a" * 100 + end) for end in ("1", "2"))
+    assert len(first.encode()) <= 64 and len(second.encode()) <= 64
+    assert first != second
 
 
 def test_web_topic_is_short_and_url_safe() -> None:

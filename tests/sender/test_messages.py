@@ -6,8 +6,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from notifier.fcm.sender import FcmSender
-from notifier.fcm.types import Platform
+from notifier.fcm.types import PLATFORMS, Platform
 from tests.sender.factories import make_alert, make_target
 
 Received = Callable[[], list[dict[str, Any]]]
@@ -20,10 +22,11 @@ def _deliver(sender: FcmSender, received: Received, platform: Platform, **alert:
     return item["message"]
 
 
+@pytest.mark.parametrize("platform", PLATFORMS)
 def test_every_platform_gets_the_notification_data_and_label(
-    sender: FcmSender, received: Received
+    sender: FcmSender, received: Received, platform: Platform
 ) -> None:
-    message = _deliver(sender, received, "android", analytics_label="storm alert/1")
+    message = _deliver(sender, received, platform, analytics_label="storm alert/1")
     assert message["notification"] == {
         "title": "Storm closes the coast road",
         "body": "Police advise against travel until morning.",
@@ -31,7 +34,7 @@ def test_every_platform_gets_the_notification_data_and_label(
     }
     assert message["data"] == {"alert_id": "alert-42", "url": "https://news.example/storm"}
     assert message["fcm_options"] == {"analytics_label": "storm-alert-1"}
-    assert message["token"] == "android-1"
+    assert message["token"] == f"{platform}-1"
 
 
 def test_android_message_is_high_priority_and_collapses_on_the_alert(

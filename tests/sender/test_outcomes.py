@@ -129,8 +129,11 @@ def test_more_than_500_targets_are_refused(sender: FcmSender) -> None:
         sender.send_batch(make_alert(), [make_target(device_id=i) for i in range(501)])
 
 
-def test_empty_batch_sends_nothing(sender: FcmSender) -> None:
+def test_empty_batch_sends_nothing(sender: FcmSender, emulator: str) -> None:
+    before = requests.get(f"{emulator}/emulator/stats", timeout=5).json()["outcomes"]
     assert sender.send_batch(make_alert(), []) == []
+    after = requests.get(f"{emulator}/emulator/stats", timeout=5).json()["outcomes"]
+    assert after == before
 
 
 def test_refused_access_token_is_refreshed_and_the_send_repeated(
