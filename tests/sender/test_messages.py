@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from notifier.core.vocabulary import Platform
 from notifier.fcm.sender import FcmSender
-from notifier.fcm.types import PLATFORMS, Platform
 from tests.sender.factories import make_alert, make_target
 
 Received = Callable[[], list[dict[str, Any]]]
@@ -22,7 +22,7 @@ def _deliver(sender: FcmSender, received: Received, platform: Platform, **alert:
     return item["message"]
 
 
-@pytest.mark.parametrize("platform", PLATFORMS)
+@pytest.mark.parametrize("platform", list(Platform))
 def test_every_platform_gets_the_notification_data_and_label(
     sender: FcmSender, received: Received, platform: Platform
 ) -> None:
