@@ -6,6 +6,8 @@ import time
 
 from celery import Celery
 
+from notifier.core.settings import Settings
+
 # trigger kind -> (task name, queue)
 ROUTES = {
     "plan": ("notifier.plan_alert", "planner"),
@@ -34,3 +36,14 @@ class CeleryPublisher:
             # Bounded retry: a down broker must not hang a webhook; the outbox keeps the trigger.
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
+
+
+def celery_publisher(settings: Settings) -> CeleryPublisher:
+    """The ``publisher_factory`` of a process that is not a worker (the API): its own Celery app.
+
+    ``workers.celery_app`` is imported here, on the first publish, because importing it builds
+    the workers' own app from the environment, which a process that never publishes never needs.
+    """
+    from workers.celery_app import make_celery
+
+    return CeleryPublisher(make_celery(settings))

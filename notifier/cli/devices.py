@@ -57,7 +57,7 @@ def devices() -> None:
     help='write every rejected line as {"line", "reason"} JSON lines to this file',
 )
 def import_command(file: IO[bytes], batch_size: int, rejects: TextIO | None) -> None:
-    from notifier.cli.main import fail, get_settings
+    from notifier.cli.common import fail, get_settings
     from notifier.core.settings import SettingsError
     from notifier.runtime import Runtime
     from notifier.subscriptions.topics import CatalogueError

@@ -26,8 +26,7 @@ def send_test_event(
     article_id: str | None,
     not_breaking: bool,
 ) -> None:
-    from notifier.cli.dev import dev_webhook_secret
-    from notifier.cli.main import fail, get_settings
+    from notifier.cli.common import dev_webhook_secret, fail, get_settings
     from notifier.intake.signatures import sign_webhook
 
     settings = get_settings()
