@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from celery import Celery
+if TYPE_CHECKING:  # the API imports this module at start; Celery loads on its first publish
+    from celery import Celery
 
-from notifier.core.settings import Settings
+    from notifier.core.settings import Settings
 
 # trigger kind -> (task name, queue)
 ROUTES = {
