@@ -6,6 +6,7 @@ database, and the embedded (SQLite) mode creates and migrates its own file on fi
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -13,9 +14,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.core import migrate
 from notifier.core.db import is_sqlite, make_engine, make_session_factory, transaction
-from notifier.core.outbox import Publisher, dispatch
+from notifier.core.outbox import Publisher, publish_after_commit
 from notifier.core.settings import Settings, SettingsError, load_settings
 from notifier.subscriptions.topics import TopicSpec, load_catalogue, sync_topics
+
+# Builds the process's publisher from its settings. The API and the workers pass the Celery one
+# (``workers.publish``); the runtime never imports the workers, which sit above it.
+PublisherFactory = Callable[[Settings], Publisher]
+
+
+class NoPublisher(RuntimeError):
+    """This process was started without a way to publish triggers."""
 
 
 @dataclass
@@ -24,18 +33,33 @@ class Runtime:
     engine: Engine
     sessions: sessionmaker[Session]
     catalogue: list[TopicSpec] = field(default_factory=list)
-    _publisher: Publisher | None = None
+    publisher_factory: PublisherFactory | None = None
+    _publisher: Publisher | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        # Every commit through these sessions publishes the triggers it added (core.outbox).
+        publish_after_commit(self.sessions, self._publisher_if_any)
 
     @classmethod
-    def start(cls, settings: Settings | None = None, *, prepare_database: bool = True) -> Runtime:
+    def start(
+        cls,
+        settings: Settings | None = None,
+        *,
+        prepare_database: bool = True,
+        publisher_factory: PublisherFactory | None = None,
+    ) -> Runtime:
         """Connect, and make the database ready: migrate SQLite, check PostgreSQL is migrated.
 
         PostgreSQL is migrated by the operator (`notifier db upgrade`), not by whichever process
         starts first; a server that is behind refuses to start rather than fail on every request.
+        ``publisher_factory`` is called on the first publish, so a process that never publishes
+        never connects to the broker; without one (the CLI) triggers wait for the sweeper.
         """
         settings = settings or load_settings()
         engine = make_engine(settings.effective_database_url)
-        runtime = cls(settings, engine, make_session_factory(engine))
+        runtime = cls(
+            settings, engine, make_session_factory(engine), publisher_factory=publisher_factory
+        )
         runtime.catalogue = load_catalogue(settings.topics_file)
         if prepare_database:
             runtime.prepare_database()
@@ -64,21 +88,20 @@ class Runtime:
 
     @property
     def publisher(self) -> Publisher:
-        """Celery, built on first use so processes that never publish never connect."""
-        if self._publisher is None:
-            from workers.celery_app import make_celery
-            from workers.publish import CeleryPublisher
-
-            self._publisher = CeleryPublisher(make_celery(self.settings))
-        return self._publisher
+        """The publisher from ``publisher_factory``, built on first use."""
+        publisher = self._publisher_if_any()
+        if publisher is None:
+            raise NoPublisher("this runtime was started without a publisher_factory")
+        return publisher
 
     @publisher.setter
     def publisher(self, value: Publisher) -> None:
         self._publisher = value
 
-    def dispatch_triggers(self, ids: list[int]) -> int:
-        """Publish triggers committed by this process (after the commit, never before)."""
-        return dispatch(self.sessions, self.publisher, ids) if ids else 0
+    def _publisher_if_any(self) -> Publisher | None:
+        if self._publisher is None and self.publisher_factory is not None:
+            self._publisher = self.publisher_factory(self.settings)
+        return self._publisher
 
     def close(self) -> None:
         self.engine.dispose()

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
-from celery import Celery
+if TYPE_CHECKING:  # the API imports this module at start; Celery loads on its first publish
+    from celery import Celery
+
+    from notifier.core.settings import Settings
 
 from notifier.core.vocabulary import TriggerKind
 from notifier.pipeline.routing import TRIGGER_ROUTES
@@ -32,3 +36,14 @@ class CeleryPublisher:
             # Bounded retry: a down broker must not hang a webhook; the outbox keeps the trigger.
             retry_policy={"max_retries": 2, "interval_start": 0, "interval_step": 0.2},
         )
+
+
+def celery_publisher(settings: Settings) -> CeleryPublisher:
+    """The ``publisher_factory`` of a process that is not a worker (the API): its own Celery app.
+
+    ``workers.celery_app`` is imported here, on the first publish, because importing it builds
+    the workers' own app from the environment, which a process that never publishes never needs.
+    """
+    from workers.celery_app import make_celery
+
+    return CeleryPublisher(make_celery(settings))

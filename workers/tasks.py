@@ -10,7 +10,7 @@ import logging
 import os
 import threading
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
 
@@ -25,6 +25,9 @@ from notifier.runtime import Runtime
 from workers.celery_app import app
 from workers.publish import CeleryPublisher
 
+if TYPE_CHECKING:
+    from notifier.fcm.sender import ServiceAccountWriter
+
 log = logging.getLogger(__name__)
 
 
@@ -35,6 +38,8 @@ class _Process:
     runtime: Runtime
     sender: Any = None
     limiter: SendLimiter
+    # Given by `notifier worker` when no FCM credentials are configured (see use_emulator_account).
+    emulator_account: ServiceAccountWriter | None = None
 
     _lock = threading.Lock()
 
@@ -47,8 +52,11 @@ class _Process:
     @classmethod
     def _build_if_forked(cls) -> None:
         if cls.pid != os.getpid():
-            cls.runtime = Runtime.start(app.conf.notifier_settings, prepare_database=False)
-            cls.runtime.publisher = CeleryPublisher(app)
+            cls.runtime = Runtime.start(
+                app.conf.notifier_settings,
+                prepare_database=False,
+                publisher_factory=lambda _settings: CeleryPublisher(app),
+            )
             cls.sender = None
             cls.limiter = _make_limiter(cls.runtime)
             cls.pid = os.getpid()
@@ -63,8 +71,19 @@ class _Process:
         if cls.sender is None:
             from notifier.fcm.sender import FcmSender
 
-            cls.sender = FcmSender.from_settings(cls.runtime.settings)
+            cls.sender = FcmSender.from_settings(
+                cls.runtime.settings, emulator_account=cls.emulator_account
+            )
         return cls.sender
+
+
+def use_emulator_account(writer: ServiceAccountWriter) -> None:
+    """Let this process's FCM sender write a service account for the emulator with ``writer``.
+
+    ``notifier worker`` passes ``notifier.emulator.ensure_service_account`` when no real
+    credentials are configured; the workers never import the emulator themselves.
+    """
+    _Process.emulator_account = writer
 
 
 def _make_limiter(runtime: Runtime) -> SendLimiter:
@@ -124,8 +143,8 @@ def plan_alert(alert_id: str) -> dict[str, Any]:
         alert_id,
         on_batch=lambda batch_id: publisher.publish(TriggerKind.SEND, str(batch_id)),
     )
-    if result.continuation_trigger is not None:
-        proc.runtime.dispatch_triggers([result.continuation_trigger])
+    # A continuation trigger (result.continuation_trigger) was published when its page
+    # committed, by the runtime's after-commit hook.
     log.info(
         "planned",
         extra={

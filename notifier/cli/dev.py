@@ -7,16 +7,14 @@ of them dies, so a broken start is never half-running).
 
 from __future__ import annotations
 
-import base64
 import os
-import secrets
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
-from pathlib import Path
 
+from notifier.cli.common import dev_webhook_secret
 from notifier.core.settings import Settings
 
 CHILDREN = {
@@ -26,18 +24,6 @@ CHILDREN = {
     "worker": ["worker", "--pool", "threads", "--concurrency", "4", "--loglevel", "WARNING"],
     "beat": ["beat", "--loglevel", "WARNING"],
 }
-
-
-def dev_webhook_secret(data_dir: Path) -> str:
-    """A webhook secret kept under the data dir so it survives restarts of ``make run``."""
-    path = data_dir / "webhook-secret"
-    if path.is_file():
-        return path.read_text().strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
-    return secret
 
 
 def dev_editor_key(settings: Settings) -> str:

@@ -16,6 +16,7 @@ from typing import IO, TextIO
 import click
 from tqdm import tqdm
 
+from notifier.cli.common import fail, get_settings
 from notifier.subscriptions.bulk_import import (
     DEFAULT_BATCH_SIZE,
     ImportReport,
@@ -57,7 +58,6 @@ def devices() -> None:
     help='write every rejected line as {"line", "reason"} JSON lines to this file',
 )
 def import_command(file: IO[bytes], batch_size: int, rejects: TextIO | None) -> None:
-    from notifier.cli.main import fail, get_settings
     from notifier.core.settings import SettingsError
     from notifier.runtime import Runtime
     from notifier.subscriptions.topics import CatalogueError

@@ -10,6 +10,8 @@ import uuid
 
 import click
 
+from notifier.cli.common import dev_webhook_secret, fail, get_settings
+
 
 @click.command("send-test-event", help="Post a signed breaking-article event to the API.")
 @click.option("--api", "api_url", default=None, help="API base URL (default: this NOTIFIER_PORT)")
@@ -26,8 +28,6 @@ def send_test_event(
     article_id: str | None,
     not_breaking: bool,
 ) -> None:
-    from notifier.cli.dev import dev_webhook_secret
-    from notifier.cli.main import fail, get_settings
     from notifier.intake.signatures import sign_webhook
 
     settings = get_settings()

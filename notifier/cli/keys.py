@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
+from notifier.cli.common import get_settings
 
-def _runtime():  # type: ignore[no-untyped-def]
-    from notifier.cli.main import get_settings
+if TYPE_CHECKING:
+    from notifier.runtime import Runtime
+
+
+def _runtime() -> Runtime:
     from notifier.runtime import Runtime
 
     return Runtime.start(get_settings())

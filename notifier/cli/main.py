@@ -6,25 +6,14 @@ name and exits 2 instead of a traceback.
 
 from __future__ import annotations
 
-import sys
-from typing import Any, NoReturn
-
 import click
 
-from notifier.core.settings import Settings, SettingsError, load_settings
+from notifier.cli.common import get_settings
+from notifier.cli.devices import devices
+from notifier.cli.events import send_test_event
+from notifier.cli.keys import keys
+from notifier.cli.status import status
 from notifier.pipeline.routing import WORKER_QUEUES
-
-
-def fail(message: str) -> NoReturn:
-    click.echo(f"notifier: {message}", err=True)
-    sys.exit(2)
-
-
-def get_settings(**overrides: Any) -> Settings:
-    try:
-        return load_settings(**overrides)
-    except SettingsError as exc:
-        fail(str(exc))
 
 
 @click.group(help="Breaking-news push notifications over Firebase Cloud Messaging.")
@@ -50,8 +39,16 @@ def api(workers: int | None, threads: int) -> None:
 def worker(
     queues: str, concurrency: int | None, pool: str, loglevel: str, hostname: str | None
 ) -> None:
-    get_settings()
+    settings = get_settings()
     from workers.celery_app import app as celery
+
+    if settings.fcm_credentials is None:
+        # No real credentials: the sender signs in to the FCM emulator with an account the
+        # emulator's module writes. Handed over here, so the workers never import the emulator.
+        from notifier.emulator.service_account import ensure_service_account
+        from workers.tasks import use_emulator_account
+
+        use_emulator_account(ensure_service_account)
 
     argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel, "-E"]
     if hostname:
@@ -130,20 +127,11 @@ def dev() -> None:
     run_dev(get_settings())
 
 
-def _register_optional_groups() -> None:
-    """Command groups that live in their own modules, to keep this one readable."""
-    from notifier.cli.devices import devices
-    from notifier.cli.events import send_test_event
-    from notifier.cli.keys import keys
-    from notifier.cli.status import status
-
-    main.add_command(devices)
-    main.add_command(keys)
-    main.add_command(status)
-    main.add_command(send_test_event)
-
-
-_register_optional_groups()
+# Command groups that live in their own modules, to keep this one readable.
+main.add_command(devices)
+main.add_command(keys)
+main.add_command(status)
+main.add_command(send_test_event)
 
 if __name__ == "__main__":
     main()

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from notifier.cli.common import get_settings
+
 
 def _bar(fraction: float, width: int = 24) -> str:
     filled = round(max(0.0, min(1.0, fraction)) * width)
@@ -56,7 +58,6 @@ def format_status(snap: dict[str, Any]) -> str:
 @click.option("--watch", "-w", is_flag=True, help="refresh every 2 seconds until Ctrl-C")
 @click.option("--json", "as_json", is_flag=True, help="print the raw snapshot as JSON")
 def status(watch: bool, as_json: bool) -> None:
-    from notifier.cli.main import get_settings
     from notifier.observability import ops_view as ops
     from notifier.runtime import Runtime
     from workers.celery_app import make_celery

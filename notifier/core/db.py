@@ -63,7 +63,12 @@ def make_session_factory(engine: Engine) -> sessionmaker[Session]:
 
 @contextmanager
 def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
-    """A session whose work commits on success and rolls back on any exception."""
+    """A session whose work commits on success and rolls back on any exception.
+
+    Outbox triggers written in it are published once it commits, by the hook every ``Runtime``
+    installs on its sessions (:func:`notifier.core.outbox.publish_after_commit`), so a caller
+    never publishes by hand and cannot publish before the commit or after a rollback.
+    """
     with factory() as session, session.begin():
         yield session
 

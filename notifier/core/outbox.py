@@ -1,20 +1,21 @@
 """The transactional outbox: triggers are rows committed with the state they announce.
 
-A view or task writes the row in its transaction, and after the commit asks a
-:class:`Publisher` to send the Celery message and marks the row dispatched. If the process dies
-or the broker is down in between, the row stays undispatched and the sweeper sends it later, so a
-trigger is never lost and never sent before its data exists.
+A view or task writes the row in its transaction (:func:`add_trigger`); once that transaction
+commits, the hook installed by :func:`publish_after_commit` asks a :class:`Publisher` to send the
+Celery message and marks the row dispatched. If the process dies or the broker is down in
+between, the row stays undispatched and the sweeper sends it later, so a trigger is never lost
+and never sent before its data exists.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import select, update
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from notifier.core.models import Outbox, utcnow
 from notifier.core.vocabulary import TriggerKind
@@ -32,13 +33,71 @@ class Publisher(Protocol):
     def publish(self, kind: TriggerKind, ref: str, countdown: float = 0) -> None: ...
 
 
+# Where a session keeps the ids of the triggers it added, until its transaction ends.
+_ADDED_TRIGGERS = "notifier.outbox.added_triggers"
+
+
 def add_trigger(
     session: Session, kind: TriggerKind, ref: str, *, due_at: datetime | None = None
 ) -> Outbox:
+    """Write a trigger in the session's transaction; it is published once that transaction commits.
+
+    The id is remembered on the session, so :func:`publish_after_commit` publishes exactly the
+    triggers this unit of work added, and no caller has to remember to.
+    """
     row = Outbox(kind=kind, ref=ref, due_at=due_at or utcnow())
     session.add(row)
     session.flush()
+    session.info.setdefault(_ADDED_TRIGGERS, []).append(row.id)
     return row
+
+
+def publish_after_commit(
+    sessions: sessionmaker[Session], publisher: Callable[[], Publisher | None]
+) -> None:
+    """Publish the triggers each session of ``sessions`` adds, right after that session commits.
+
+    Warehouse's after-commit hook, as SQLAlchemy session events: the commit of the outermost
+    transaction publishes what :func:`add_trigger` recorded; a rollback (or a session closed
+    without committing) forgets it, so nothing is ever sent for data that does not exist.
+    Releasing a SAVEPOINT is not a commit and publishes nothing. ``publisher`` is asked at each
+    commit; when it gives ``None`` (a process that never publishes) the rows wait for the
+    sweeper. A failure is logged, never raised: the caller's data is committed already and the
+    sweeper re-sends whatever stayed undispatched.
+    """
+
+    def _publish_on_commit(session: Session) -> None:
+        if session.in_nested_transaction():
+            return  # a SAVEPOINT was released; the transaction around it may still roll back
+        ids: list[int] = session.info.pop(_ADDED_TRIGGERS, [])
+        if ids:
+            _publish_committed(sessions, publisher, ids)
+
+    def _forget_on_rollback(session: Session, transaction: SessionTransaction) -> None:
+        # After a commit the ids were taken already; what is left here was rolled back. Ids of
+        # rows from a SAVEPOINT that rolled back inside a committed transaction stay until the
+        # commit: dispatch() reads rows by id, and a row that does not exist is not published.
+        if transaction.parent is None:
+            session.info.pop(_ADDED_TRIGGERS, None)
+
+    event.listen(sessions, "after_commit", _publish_on_commit)
+    event.listen(sessions, "after_transaction_end", _forget_on_rollback)
+
+
+def _publish_committed(
+    sessions: sessionmaker[Session], publisher: Callable[[], Publisher | None], ids: list[int]
+) -> None:
+    try:
+        target = publisher()
+        if target is None:
+            log.debug("no publisher in this process; the sweeper will publish the triggers")
+            return
+        dispatch(sessions, target, ids)
+    except Exception as exc:  # the database or the publisher's set-up; the rows are safe
+        log.warning(
+            "triggers not published after commit; the sweeper will retry",
+            extra={"fields": {"triggers": len(ids), "error": type(exc).__name__}},
+        )
 
 
 def pending_trigger_ids(session: Session, ref: str) -> list[int]:

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -141,6 +141,12 @@ class _Reply(NamedTuple):
 _NO_REPLY = _Reply(0, None, b"")
 
 
+class ServiceAccountWriter(Protocol):
+    """Writes (or reuses) a service account for the emulator and returns its path."""
+
+    def __call__(self, path: Path, *, project_id: str, token_uri: str) -> Path: ...
+
+
 # ---------------------------------------------------------------------------------------------
 # The sender
 
@@ -188,11 +194,15 @@ class FcmSender:
         self._session_pid = 0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> FcmSender:
+    def from_settings(
+        cls, settings: Settings, *, emulator_account: ServiceAccountWriter | None = None
+    ) -> FcmSender:
         """The sender the settings describe: the emulator unless real credentials are configured.
 
         For the emulator, a generated service account under ``data_dir`` (token_uri pointing at
-        the emulator) lets google-auth run its real token flow offline.
+        the emulator) lets google-auth run its real token flow offline. The caller passes the
+        writer (``notifier.emulator.ensure_service_account``): production code never imports
+        the emulator, a development tool.
         """
         endpoint = settings.effective_fcm_endpoint
         credentials_path = settings.fcm_credentials
@@ -200,9 +210,12 @@ class FcmSender:
         if credentials_path is None:
             if endpoint is None:  # pragma: no cover - settings always give one or the other
                 raise ValueError("neither NOTIFIER_FCM_CREDENTIALS nor an FCM endpoint is set")
-            from notifier.emulator.service_account import ensure_service_account
-
-            credentials_path = ensure_service_account(
+            if emulator_account is None:
+                raise ValueError(
+                    "NOTIFIER_FCM_CREDENTIALS is not set and no emulator_account was given "
+                    "to write a service account for the FCM emulator"
+                )
+            credentials_path = emulator_account(
                 settings.data_dir / EMULATOR_SERVICE_ACCOUNT,
                 project_id=project_id,
                 token_uri=f"{endpoint}/token",

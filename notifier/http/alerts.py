@@ -6,7 +6,7 @@ import hashlib
 import json
 from typing import Annotated, Literal
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import AnyHttpUrl, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -15,12 +15,11 @@ from sqlalchemy.orm import Session
 from notifier.alerts import service as service
 from notifier.core.db import transaction
 from notifier.core.models import Alert
-from notifier.core.outbox import pending_trigger_ids
 from notifier.core.vocabulary import AlertStatus
+from notifier.http import context
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.runtime import Runtime
 from notifier.subscriptions.requests import Slug, Strict
 from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
@@ -38,11 +37,6 @@ class CreateAlertRequest(Strict):
     hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
     priority: Literal["high", "normal"] = "high"
-
-
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["notifier"]
-    return runtime
 
 
 def _not_found() -> Problem:
@@ -65,7 +59,7 @@ def create() -> tuple[Response, int]:
     body_hash = hashlib.sha256(
         json.dumps(req.model_dump(mode="json"), sort_keys=True).encode()
     ).hexdigest()
-    runtime = _runtime()
+    runtime = context.runtime()
     try:
         with transaction(runtime.sessions) as session:
             existing = _by_idempotency_key(session, key, str(principal.key_id))
@@ -92,7 +86,6 @@ def create() -> tuple[Response, int]:
                 default_hold=runtime.settings.hold_seconds,
                 default_ttl=runtime.settings.default_ttl_seconds,
             )
-            triggers = pending_trigger_ids(session, alert.id)
             view = service.alert_view(alert)
     except UnknownTopics as exc:
         raise Problem(422, "Unknown topic", str(exc), unknown_topics=exc.slugs) from None
@@ -103,7 +96,6 @@ def create() -> tuple[Response, int]:
             if existing is None:
                 raise
             return _replay(existing, body_hash)
-    runtime.dispatch_triggers(triggers)
     return jsonify(view), 201
 
 
@@ -138,7 +130,7 @@ def list_alerts() -> Response:
     except ValueError:
         raise Problem(400, "Bad limit", "limit must be a whole number.") from None
     before = request.args.get("before")
-    with transaction(_runtime().sessions) as session:
+    with transaction(context.runtime().sessions) as session:
         query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit + 1)
         if status:
             query = query.where(Alert.status == status)
@@ -163,7 +155,7 @@ def list_alerts() -> Response:
 @bp.get("/v1/alerts/<alert_id>")
 @require_role("editor", "ops")
 def get(alert_id: str) -> Response:
-    with transaction(_runtime().sessions) as session:
+    with transaction(context.runtime().sessions) as session:
         alert = session.get(Alert, alert_id)
         if alert is None:
             raise _not_found()
@@ -174,7 +166,7 @@ def get(alert_id: str) -> Response:
 @require_role("editor")
 def cancel(alert_id: str) -> Response:
     try:
-        with transaction(_runtime().sessions) as session:
+        with transaction(context.runtime().sessions) as session:
             alert = service.cancel_alert(session, alert_id)
             view = service.alert_view(alert)
     except service.AlertNotFound:
@@ -187,15 +179,12 @@ def cancel(alert_id: str) -> Response:
 @bp.post("/v1/alerts/<alert_id>/send-now")
 @require_role("editor")
 def send_now(alert_id: str) -> Response:
-    runtime = _runtime()
     try:
-        with transaction(runtime.sessions) as session:
+        with transaction(context.runtime().sessions) as session:
             alert = service.send_now(session, alert_id)
             view = service.alert_view(alert)
-            triggers = pending_trigger_ids(session, alert.id)
     except service.AlertNotFound:
         raise _not_found() from None
     except service.AlertNotCancellable as exc:
         raise Problem(409, "Alert is not in its hold window", str(exc)) from None
-    runtime.dispatch_triggers(triggers)
     return jsonify(view)

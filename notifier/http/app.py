@@ -12,6 +12,7 @@ from notifier.core.logs import bind, clear, configure_logging
 from notifier.core.settings import Settings
 from notifier.http import (
     alerts,
+    context,
     cors,
     events,
     health,
@@ -25,20 +26,27 @@ from notifier.http import (
 from notifier.http.limits import LIMITED_ENDPOINTS, init_limiter
 from notifier.http.problems import Problem, register_error_handlers
 from notifier.runtime import Runtime
+from workers.publish import celery_publisher
 
 access_log = logging.getLogger("notifier.access")
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
-    """Build the API. Tests pass a ``runtime`` bound to their database."""
-    runtime = runtime or Runtime.start(settings)
+    """Build the API. Tests pass a ``runtime`` bound to their database.
+
+    The API publishes triggers to Celery; a runtime passed in without a publisher factory gets
+    that one too, so a test app publishes as the real one does unless the test sets its own.
+    """
+    runtime = runtime or Runtime.start(settings, publisher_factory=celery_publisher)
+    if runtime.publisher_factory is None:
+        runtime.publisher_factory = celery_publisher
     settings = runtime.settings
     configure_logging(settings.log_level, settings.log_format)
     # No implicit /static route: every asset is served by a blueprint that sets its own headers.
     app = Flask("notifier", static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max(settings.max_body_bytes, settings.webhook_max_bytes)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["notifier"] = runtime
+    context.install(app, runtime)
     register_error_handlers(app)
     cors.init_cors(app, settings.cors_origins)
     app.register_blueprint(health.bp)

@@ -6,11 +6,12 @@ from collections.abc import Callable
 from functools import wraps
 from typing import Any, TypeVar
 
-from flask import current_app, g, request
+from flask import g, request
 
 from notifier.core.apikeys import Principal, authenticate
 from notifier.core.db import transaction
 from notifier.core.logs import bind
+from notifier.http import context
 from notifier.http.problems import Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -37,7 +38,7 @@ def require_role(*roles: str) -> Callable[[F], F]:
             scheme, _, key = header.partition(" ")
             if scheme.lower() != "bearer" or not key.strip():
                 raise _unauthorized("Send an API key as 'Authorization: Bearer <key>'.")
-            with transaction(current_app.extensions["notifier"].sessions) as session:
+            with transaction(context.runtime().sessions) as session:
                 principal = authenticate(session, key.strip())
             if principal is None:
                 raise _unauthorized("The API key is unknown or revoked.")

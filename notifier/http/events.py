@@ -1,7 +1,8 @@
 """``POST /v1/events``: the CMS webhook, from signed bytes to :mod:`notifier.intake.events`.
 
 The order is the point: cap the size before reading, verify the raw bytes before parsing, commit
-before answering 2xx, and dispatch triggers only after the commit.
+before answering 2xx. The commit publishes the new alert's trigger (the runtime's after-commit
+hook); a broker that is down then leaves it to the sweeper and the answer is still 2xx.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import json
 import logging
 import time
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -19,6 +20,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from notifier.core.counters import Tally
 from notifier.core.db import transaction
 from notifier.core.logs import bind
+from notifier.http import context
 from notifier.http.problems import Problem, validation_problem
 from notifier.intake.events import IntakeResult, IntakeRules, ingest_event
 from notifier.intake.signatures import WebhookRejected, verify_webhook
@@ -34,7 +36,7 @@ _READ_CHUNK = 64 * 1024
 
 @bp.post("/v1/events")
 def receive() -> tuple[Response, int]:
-    runtime: Runtime = current_app.extensions["notifier"]
+    runtime = context.runtime()
     try:
         return _receive(runtime)
     except Problem as problem:
@@ -70,15 +72,6 @@ def _receive(runtime: Runtime) -> tuple[Response, int]:
     bind(webhook_id=webhook_id)
 
     result = _ingest(runtime, webhook_id, _decode_json(body))
-    try:
-        runtime.dispatch_triggers(list(result.outbox_ids))
-    except Exception as exc:
-        # Committed already: answering an error now would make the CMS send it again. The rows
-        # stay undispatched and the sweeper publishes them.
-        log.warning(
-            "triggers not dispatched; the sweeper will",
-            extra={"fields": {"error": type(exc).__name__}},
-        )
     log.info(
         "webhook event",
         extra={

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
+from notifier.http import context
 from notifier.observability.health import check_dependencies
 
 bp = Blueprint("health", __name__)
@@ -16,7 +17,8 @@ def livez() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    checks = check_dependencies(current_app.extensions["notifier"])
+    runtime = context.runtime()
+    checks = check_dependencies(runtime.engine, runtime.settings)
     ready = all(value == "ok" for value in checks.values())
     return jsonify({"status": "ok" if ready else "unavailable", "checks": checks}), (
         200 if ready else 503

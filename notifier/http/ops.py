@@ -8,26 +8,21 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from notifier.core.models import utcnow
+from notifier.http import context
 from notifier.http.auth import require_role
 from notifier.http.problems import Problem
 from notifier.observability import ops_view as ops
 from notifier.observability.metrics import render
 from notifier.observability.queues import inspect_broker
-from notifier.runtime import Runtime
 
 bp = Blueprint("ops", __name__)
-
-
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["notifier"]
-    return runtime
 
 
 def _workers() -> list[dict[str, Any]]:
     from workers.celery_app import make_celery
     from workers.inspect import workers_seen
 
-    runtime = _runtime()
+    runtime = context.runtime()
     if runtime.settings.embedded_broker:
         return []  # the filesystem transport has no broadcast channel to ask workers on
     app = current_app.extensions.get("notifier_celery")
@@ -40,8 +35,9 @@ def _workers() -> list[dict[str, Any]]:
 @bp.get("/v1/ops/queues")
 @require_role("ops")
 def queues() -> Response:
-    with _runtime().sessions() as session:
-        return jsonify(ops.snapshot(session, _runtime().settings, _workers))
+    runtime = context.runtime()
+    with runtime.sessions() as session:
+        return jsonify(ops.snapshot(session, runtime.settings, _workers))
 
 
 @bp.get("/v1/ops/throughput")
@@ -53,13 +49,13 @@ def throughput() -> Response:
         raise Problem(400, "Bad minutes", "minutes must be a whole number.") from None
     if not 1 <= minutes <= 24 * 60:
         raise Problem(400, "Bad minutes", "minutes must be between 1 and 1440.")
-    with _runtime().sessions() as session:
+    with context.runtime().sessions() as session:
         return jsonify({"minutes": ops.throughput(session, utcnow(), minutes)})
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    runtime = _runtime()
+    runtime = context.runtime()
     broker = inspect_broker(runtime.settings)
     with runtime.sessions() as session:
         body = render(session, broker, utcnow())

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
 
 from notifier.core.db import transaction
 from notifier.core.logs import bind, token_ref
 from notifier.core.models import Topic
+from notifier.http import context
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.subscriptions import service as service
@@ -21,10 +22,6 @@ from notifier.subscriptions.requests import (
 bp = Blueprint("subscriptions", __name__)
 
 
-def _sessions():  # type: ignore[no-untyped-def]
-    return current_app.extensions["notifier"].sessions
-
-
 def _unknown_topics(exc: service.UnknownTopics) -> Problem:
     return Problem(
         422, "Unknown topic", str(exc), unknown_topics=exc.slugs, type_="/problems/unknown-topic"
@@ -36,7 +33,7 @@ def subscribe() -> tuple[Response, int]:
     req = json_body(SubscribeRequest)
     bind(device=token_ref(req.token))
     try:
-        with transaction(_sessions()) as session:
+        with transaction(context.runtime().sessions) as session:
             profile, created = service.subscribe(
                 session,
                 token=req.token,
@@ -54,7 +51,7 @@ def subscribe() -> tuple[Response, int]:
 def unsubscribe() -> tuple[str, int]:
     req = json_body(UnsubscribeRequest)
     try:
-        with transaction(_sessions()) as session:
+        with transaction(context.runtime().sessions) as session:
             service.unsubscribe(session, token=req.token, topics=req.topics)
     except service.UnknownTopics as exc:
         raise _unknown_topics(exc) from None
@@ -64,7 +61,7 @@ def unsubscribe() -> tuple[str, int]:
 @bp.post("/v1/subscriptions/lookup")
 def lookup() -> Response:
     req = json_body(LookupRequest)
-    with transaction(_sessions()) as session:
+    with transaction(context.runtime().sessions) as session:
         profile = service.lookup(session, req.token)
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for this token.")
@@ -74,7 +71,7 @@ def lookup() -> Response:
 @bp.put("/v1/subscriptions/token")
 def rotate_token() -> Response:
     req = json_body(RotateTokenRequest)
-    with transaction(_sessions()) as session:
+    with transaction(context.runtime().sessions) as session:
         profile = service.rotate_token(session, old_token=req.old_token, new_token=req.new_token)
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for the old token.")
@@ -83,7 +80,7 @@ def rotate_token() -> Response:
 
 @bp.get("/v1/topics")
 def topics() -> Response:
-    with transaction(_sessions()) as session:
+    with transaction(context.runtime().sessions) as session:
         rows = session.execute(
             select(Topic.slug, Topic.name).where(Topic.active.is_(True)).order_by(Topic.id)
         ).all()

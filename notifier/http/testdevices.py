@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify
+from flask import Blueprint, Response, jsonify
 
 from notifier.alerts import test_sends as service
 from notifier.alerts.service import AlertNotFound, alert_view
 from notifier.core.db import transaction
-from notifier.core.outbox import pending_trigger_ids
 from notifier.core.vocabulary import Platform
+from notifier.http import context
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.runtime import Runtime
 from notifier.subscriptions.requests import PlatformName, Strict, Token
 
 bp = Blueprint("testdevices", __name__)
@@ -29,17 +28,12 @@ class RemoveTestDeviceRequest(Strict):
     token: Token
 
 
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["notifier"]
-    return runtime
-
-
 @bp.post("/v1/test-devices")
 @require_role("editor")
 def add() -> tuple[Response, int]:
     req = json_body(TestDeviceRequest)
     try:
-        with transaction(_runtime().sessions) as session:
+        with transaction(context.runtime().sessions) as session:
             added = service.add_test_device(
                 session, current_principal().key_id, token=req.token, platform=req.platform
             )
@@ -53,7 +47,7 @@ def add() -> tuple[Response, int]:
 @require_role("editor")
 def remove() -> tuple[str, int]:
     req = json_body(RemoveTestDeviceRequest)
-    with transaction(_runtime().sessions) as session:
+    with transaction(context.runtime().sessions) as session:
         service.remove_test_device(session, current_principal().key_id, token=req.token)
     return "", 204
 
@@ -61,7 +55,7 @@ def remove() -> tuple[str, int]:
 @bp.get("/v1/test-devices")
 @require_role("editor")
 def list_() -> Response:
-    with transaction(_runtime().sessions) as session:
+    with transaction(context.runtime().sessions) as session:
         devices = service.list_test_devices(session, current_principal().key_id)
         return jsonify(
             {
@@ -76,7 +70,7 @@ def list_() -> Response:
 @bp.post("/v1/alerts/<alert_id>/test")
 @require_role("editor")
 def test_send(alert_id: str) -> tuple[Response, int]:
-    runtime = _runtime()
+    runtime = context.runtime()
     principal = current_principal()
     try:
         with transaction(runtime.sessions) as session:
@@ -87,9 +81,7 @@ def test_send(alert_id: str) -> tuple[Response, int]:
             test = service.create_test_send(
                 session, alert_id, principal.key_id, ttl=runtime.settings.default_ttl_seconds
             )
-            triggers = pending_trigger_ids(session, test.id)
             view = alert_view(test)
     except AlertNotFound:
         raise Problem(404, "Not Found", "No such alert.") from None
-    runtime.dispatch_triggers(triggers)
     return jsonify(view), 202

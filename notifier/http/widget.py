@@ -12,14 +12,14 @@ import json
 from functools import cache
 from pathlib import Path
 
-from flask import Blueprint, Response, current_app, render_template, request
+from flask import Blueprint, Response, render_template, request
 from werkzeug.urls import iri_to_uri
 
 from notifier.alerts.opens import record_open
 from notifier.core.db import transaction
 from notifier.core.settings import Settings
+from notifier.http import context
 from notifier.http.problems import Problem
-from notifier.runtime import Runtime
 
 bp = Blueprint("widget", __name__)
 
@@ -32,11 +32,6 @@ FIREBASE_BUNDLE = "vendor/firebase/firebase-messaging.js"
 # while the versioned vendor bundle can be cached for a long time.
 WIDGET_MAX_AGE = 300
 VENDOR_MAX_AGE = 7 * 86_400
-
-
-def _runtime() -> Runtime:
-    runtime: Runtime = current_app.extensions["notifier"]
-    return runtime
 
 
 @cache
@@ -87,7 +82,7 @@ def _javascript(body: str, *, cache_control: str) -> Response:
 
 @bp.get("/widget.js")
 def widget_script() -> Response:
-    config = _script_json(widget_config(_runtime().settings))
+    config = _script_json(widget_config(context.runtime().settings))
     body = _source("widget.js").replace('"__NOTIFIER_CONFIG__"', config, 1)
     return _javascript(body, cache_control=f"public, max-age={WIDGET_MAX_AGE}")
 
@@ -121,7 +116,7 @@ def service_worker() -> Response:
     The address is inlined rather than taken from ``self.location`` because a site on another
     origin runs this script through ``importScripts`` from a worker of its own.
     """
-    base = (_runtime().settings.public_url or request.url_root).rstrip("/")
+    base = (context.runtime().settings.public_url or request.url_root).rstrip("/")
     body = _source("sw.js").replace('"__NOTIFIER_API__"', _script_json(base), 1)
     # Browsers check for a new worker on navigation; no-cache makes that check reach us.
     return _javascript(body, cache_control="no-cache")
@@ -140,7 +135,7 @@ def open_alert(alert_id: str) -> Response:
     Redirects only to the URL stored with the alert, never to one taken from the request, so
     this can not be used as an open redirect.
     """
-    with transaction(_runtime().sessions) as session:
+    with transaction(context.runtime().sessions) as session:
         url = record_open(session, alert_id)
     if url is None:
         raise Problem(404, "Not Found", "No such alert.")

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 
 from notifier.core.settings import load_settings
+from notifier.emulator.service_account import ensure_service_account
 from notifier.fcm.sender import _LOOP, FcmSender
 from tests.sender.factories import PROJECT, make_alert, make_target
 
@@ -95,10 +96,19 @@ def test_sender_from_settings_uses_the_emulator_with_a_generated_account(
     settings = load_settings(
         environ={}, data_dir=tmp_path, fcm_endpoint=emulator, fcm_project_id=PROJECT
     )
-    sender = FcmSender.from_settings(settings)
+    sender = FcmSender.from_settings(settings, emulator_account=ensure_service_account)
     try:
         (outcome,) = sender.send_batch(make_alert(), [make_target()])
     finally:
         sender.close()
     assert outcome.kind == "accepted"
     assert (tmp_path / "emulator-service-account.json").is_file()
+
+
+def test_sender_from_settings_without_credentials_or_emulator_account_says_what_is_missing(
+    tmp_path: Path,
+) -> None:
+    settings = load_settings(environ={}, data_dir=tmp_path, fcm_project_id=PROJECT)
+    with pytest.raises(ValueError, match="emulator_account"):
+        FcmSender.from_settings(settings)
+    assert not (tmp_path / "emulator-service-account.json").exists()
