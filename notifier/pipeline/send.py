@@ -15,7 +15,7 @@ import logging
 import random
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -72,9 +72,15 @@ def send_batch(
     lease_seconds: int,
     max_attempts: int,
     public_url: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
+    """Send batch ``batch_id`` once: lease it, send its pending devices, record the outcomes.
+
+    ``clock`` gives the current UTC time (leases, retry times and the TTL are judged by it); tests
+    pass a controllable one.
+    """
     owner = str(uuid.uuid4())
-    leased = _lease(sessions, batch_id, owner, lease_seconds, public_url)
+    leased = _lease(sessions, batch_id, owner, lease_seconds, public_url, clock)
     if isinstance(leased, BatchResult):
         return leased
     push_alert, targets = leased
@@ -89,7 +95,7 @@ def send_batch(
             tally.add("notifier_rate_limit_wait_seconds_total", waited)
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
-    return _record(sessions, batch_id, owner, outcomes, max_attempts, tally)
+    return _record(sessions, batch_id, owner, outcomes, max_attempts, tally, clock())
 
 
 def _lease(
@@ -98,8 +104,9 @@ def _lease(
     owner: str,
     lease_seconds: int,
     public_url: str | None,
+    clock: Callable[[], datetime],
 ) -> BatchResult | tuple[PushAlert, list[Target]]:
-    now = utcnow()
+    now = clock()
     with sessions.begin() as session:
         # Every transaction that locks an alert and its batches takes the alert first (shared
         # here, so many batches lease at once; cancel and record take it exclusively): one lock
@@ -109,7 +116,9 @@ def _lease(
             return BatchResult(batch_id, "skipped")
         alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update(read=True))
         batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-        assert alert is not None and batch is not None
+        if alert is None or batch is None:
+            # Deleted (with its alert) after the first read: there is nothing left to send.
+            return BatchResult(batch_id, "skipped")
         verdict = _not_to_send(alert, batch, now)
         if verdict is None:
             rows = session.execute(
@@ -132,7 +141,7 @@ def _lease(
     missing = [r.device_id for r in rows if r.state is None]
     if dead or missing:
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
-        _record_terminal(sessions, batch_id, owner, {"pruned": dead, "failed": missing})
+        _record_terminal(sessions, batch_id, owner, {"pruned": dead, "failed": missing}, clock())
     return push_alert, targets
 
 
@@ -161,14 +170,17 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
 
 
 def _record_terminal(
-    sessions: sessionmaker[Session], batch_id: int, owner: str, groups: dict[str, list[int]]
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    owner: str,
+    groups: dict[str, list[int]],
+    now: datetime,
 ) -> None:
     with sessions.begin() as session:
         owned = _owned_batch(session, batch_id, owner)
         if owned is None:
             return
         alert, _batch = owned
-        now = utcnow()
         for status, ids in groups.items():
             code = "device_gone" if status == "failed" else "already_pruned"
             _move(session, alert, ids, status, code, now)
@@ -295,8 +307,8 @@ def _record(
     outcomes: list[Outcome],
     max_attempts: int,
     tally: Tally,
+    now: datetime,
 ) -> BatchResult:
-    now = utcnow()
     with sessions.begin() as session:
         owned = _owned_batch(session, batch_id, owner)
         if owned is None:
