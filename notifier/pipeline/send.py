@@ -89,6 +89,11 @@ def _lease(
     public_url: str | None,
     clock: Callable[[], datetime],
 ) -> BatchResult | tuple[PushAlert, list[Target]]:
+    """Take the batch's lease and read its pending devices, or say why this run must not send.
+
+    Devices pruned or forgotten since planning are recorded here, in a transaction of their own
+    once the lease is held, so the sender is only given live tokens.
+    """
     now = clock()
     with sessions.begin() as session:
         # Every transaction that locks an alert and its batches takes the alert first (shared
@@ -100,7 +105,9 @@ def _lease(
         alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update(read=True))
         batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
         if alert is None or batch is None:
-            # Deleted (with its alert) after the first read: there is nothing left to send.
+            # Deleted after the first read (the code never deletes alerts, an operator may; the
+            # batches go with their alert): nothing is left to send. A real check, not an
+            # assert, which ``python -O`` would drop.
             return BatchResult(batch_id, "skipped")
         verdict = _not_to_send(alert, batch, now)
         if verdict is None:

@@ -114,3 +114,24 @@ def test_a_redelivered_batch_is_not_sent_twice(send_path: SendPath) -> None:
     assert len(sender.requests) == 1
     assert send_path.alert(alert_id).sent == 3
     send_path.assert_counts_add_up(alert_id)
+
+
+def test_a_batch_whose_alert_is_gone_is_skipped_not_sent(send_path: SendPath) -> None:
+    send_path.add_devices("orphan", 2)
+    alert_id = send_path.new_alert()
+    [batch_id] = send_path.plan(alert_id)
+    # Without the cascade, the batch outlives its alert: what a lease reading between an
+    # operator's delete of the alert and of its batches would see.
+    raw = send_path.runtime.engine.raw_connection()  # autocommit, outside SQLAlchemy's BEGIN
+    try:
+        raw.execute("PRAGMA foreign_keys=OFF")
+        raw.execute("DELETE FROM alerts WHERE id = ?", (alert_id,))
+    finally:
+        raw.close()
+    assert send_path.batch(batch_id).alert_id == alert_id
+    sender = FakeSender()
+
+    result = send_path.send(batch_id, sender)
+
+    assert result.state == "skipped"
+    assert sender.requests == []
