@@ -8,8 +8,10 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 
+from notifier.core.db import transaction
+from notifier.core.models import Alert, Delivery, Device
 from notifier.pipeline import planner
 from notifier.pipeline.quota import LocalTokenBucket
 from tests.send_path.conftest import SendPath
@@ -111,3 +113,31 @@ def test_sending_a_batch_costs_the_same_statements_whatever_its_size(
     assert len(for_small) == len(for_large)
     send_path.assert_counts_add_up(small_alert)
     send_path.assert_counts_add_up(large_alert)
+
+
+def test_a_delivery_settled_elsewhere_during_the_send_is_not_counted_again(
+    send_path: SendPath,
+) -> None:
+    tokens = send_path.add_devices("settled", 3)
+    alert_id = send_path.new_alert()
+    [batch_id] = send_path.plan(alert_id)
+
+    def settle_one_device() -> None:
+        # Whatever else ends a pending delivery moves it and its counter in one transaction.
+        with transaction(send_path.runtime.sessions) as session:
+            device_id = session.scalar(select(Device.id).where(Device.token == tokens[1]))
+            session.execute(
+                update(Delivery)
+                .where(Delivery.alert_id == alert_id, Delivery.device_id == device_id)
+                .values(status="failed", error_code="expired")
+            )
+            session.execute(
+                update(Alert).where(Alert.id == alert_id).values(failed=Alert.failed + 1)
+            )
+
+    result = send_path.send(batch_id, FakeSender(during_send=settle_one_device))
+
+    assert result.counts["sent"] == 2
+    assert send_path.deliveries(alert_id)[tokens[1]].error_code == "expired"
+    assert send_path.statuses(alert_id) == {"sent": 2, "failed": 1}
+    send_path.assert_counts_add_up(alert_id)

@@ -135,3 +135,28 @@ def test_a_batch_whose_alert_is_gone_is_skipped_not_sent(send_path: SendPath) ->
 
     assert result.state == "skipped"
     assert sender.requests == []
+
+
+def test_a_lease_lost_while_the_new_owner_still_holds_it_records_nothing(
+    send_path: SendPath,
+) -> None:
+    tokens = send_path.add_devices("held", 3)
+    alert_id = send_path.new_alert()
+    [batch_id] = send_path.plan(alert_id)
+
+    def stall_until_another_worker_holds_the_lease() -> None:
+        send_path.clock.advance(LEASE_SECONDS + 1)
+        with pytest.raises(WorkerDied):  # the new owner leased it and is not done with it
+            send_path.send(batch_id, FakeSender(during_send=_die))
+
+    slow = FakeSender(
+        script={tokens[0]: prune()}, during_send=stall_until_another_worker_holds_the_lease
+    )
+
+    result = send_path.send(batch_id, slow)
+
+    assert result.state == "lease_lost"
+    assert send_path.batch(batch_id).status == "sending"
+    assert send_path.statuses(alert_id) == {"pending": 3}
+    assert send_path.device_state(tokens[0]) == ("active", None)
+    send_path.assert_counts_add_up(alert_id)
