@@ -246,8 +246,9 @@ def decide_retry(
 ) -> RetryDecision:
     """Retry after the longest Retry-After asked (or the backoff), unless out of attempts or time.
 
-    A retry that could only happen at or after the alert's TTL gives up now: sending it late
-    would be worse than not sending it, and the devices fail with a reason instead of hanging.
+    ``attempts`` is how many times the batch has been leased, this run included. A retry that
+    could only happen at or after the alert's TTL gives up now: sending it late would be worse
+    than not sending it, and the devices fail with a reason instead of hanging.
     """
     delay = backoff(attempts, max((r.retry_after or 0.0) for r in retries))
     retry_at = now + timedelta(seconds=delay)
