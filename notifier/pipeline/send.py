@@ -1,4 +1,4 @@
-"""Sending one batch: lease it, send its pending devices, record every outcome, decide retries.
+"""Sending one batch: lease it, send its pending devices, then record every outcome.
 
 Idempotent by construction, because Celery delivers at least once:
 - a batch already finished is not sent again when its message is redelivered;
@@ -6,37 +6,35 @@ Idempotent by construction, because Celery delivers at least once:
   lease that expires (the worker died) can be taken over, which is the only way a device is sent
   twice, and that duplicate collapses on the device (collapse key = the alert);
 - outcomes are recorded only by the lease owner, and only onto deliveries still pending, and the
-  counters move by exactly the rows changed, so the counts always add up.
+  counters move by exactly the rows changed, so the counts always add up (see
+  :mod:`notifier.pipeline.record`, which classifies, applies and schedules retries).
+
+No transaction is open while FCM is being called: the lease and the recording are each their own.
 """
 
 from __future__ import annotations
 
-import logging
-import random
 import uuid
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import BigInteger, String, column, select, update, values
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier.alerts.lifecycle import expire_alert, finish_if_complete
 from notifier.alerts.service import LIVE, get_alert, to_push_alert
-from notifier.core.counters import DELIVERY_LATENCY_BUCKETS, FCM_LATENCY_BUCKETS, Tally, add_minute
+from notifier.core.counters import FCM_LATENCY_BUCKETS, Tally
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
-from notifier.fcm.types import Accepted, Outcome, PushAlert, Retry, Target
+from notifier.fcm.types import Outcome, PushAlert, Target
 from notifier.pipeline.quota import SendLimiter
+from notifier.pipeline.record import BatchResult, alert_of, record_gone, record_outcomes
 
-log = logging.getLogger(__name__)
-
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 300.0
+__all__ = ["BatchResult", "Sender", "send_batch"]
 
 
 class Sender(Protocol):
+    """The FCM seam: one typed outcome per target, in order (``FcmSender`` in production)."""
+
     def send_batch(
         self,
         alert: PushAlert,
@@ -44,23 +42,6 @@ class Sender(Protocol):
         *,
         latencies: list[float] | None = None,
     ) -> list[Outcome]: ...
-
-
-@dataclass
-class BatchResult:
-    """What happened to a batch in one run; ``retry_in`` asks the caller to run it again later."""
-
-    batch_id: int
-    state: str  # "done" | "retry" | "skipped" | "cancelled" | "expired" | "lease_lost" | "not_due"
-    counts: dict[str, int] = field(default_factory=dict)
-    retry_in: float | None = None
-    rate_wait: float = 0.0
-
-
-def backoff(attempt: int, retry_after: float | None) -> float:
-    """Exponential backoff with full jitter, never sooner than FCM's Retry-After."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempt - 1)))
-    return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
 
 
 def send_batch(
@@ -72,9 +53,15 @@ def send_batch(
     lease_seconds: int,
     max_attempts: int,
     public_url: str | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> BatchResult:
+    """Send batch ``batch_id`` once: lease it, send its pending devices, record the outcomes.
+
+    ``clock`` gives the current UTC time (leases, retry times and the TTL are judged by it); tests
+    pass a controllable one.
+    """
     owner = str(uuid.uuid4())
-    leased = _lease(sessions, batch_id, owner, lease_seconds, public_url)
+    leased = _lease(sessions, batch_id, owner, lease_seconds, public_url, clock)
     if isinstance(leased, BatchResult):
         return leased
     push_alert, targets = leased
@@ -89,7 +76,9 @@ def send_batch(
             tally.add("notifier_rate_limit_wait_seconds_total", waited)
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
-    return _record(sessions, batch_id, owner, outcomes, max_attempts, tally)
+    return record_outcomes(
+        sessions, batch_id, owner, outcomes, max_attempts=max_attempts, tally=tally, now=clock()
+    )
 
 
 def _lease(
@@ -98,18 +87,28 @@ def _lease(
     owner: str,
     lease_seconds: int,
     public_url: str | None,
+    clock: Callable[[], datetime],
 ) -> BatchResult | tuple[PushAlert, list[Target]]:
-    now = utcnow()
+    """Take the batch's lease and read its pending devices, or say why this run must not send.
+
+    Devices pruned or forgotten since planning are recorded here, in a transaction of their own
+    once the lease is held, so the sender is only given live tokens.
+    """
+    now = clock()
     with sessions.begin() as session:
         # Every transaction that locks an alert and its batches takes the alert first (shared
         # here, so many batches lease at once; cancel and record take it exclusively): one lock
         # order, so they never deadlock.
-        alert_id = _alert_of(session, batch_id)
+        alert_id = alert_of(session, batch_id)
         if alert_id is None:
             return BatchResult(batch_id, "skipped")
         alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update(read=True))
         batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-        assert alert is not None and batch is not None
+        if alert is None or batch is None:
+            # Deleted after the first read (the code never deletes alerts, an operator may; the
+            # batches go with their alert): nothing is left to send. A real check, not an
+            # assert, which ``python -O`` would drop.
+            return BatchResult(batch_id, "skipped")
         verdict = _not_to_send(alert, batch, now)
         if verdict is None:
             rows = session.execute(
@@ -132,7 +131,7 @@ def _lease(
     missing = [r.device_id for r in rows if r.state is None]
     if dead or missing:
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
-        _record_terminal(sessions, batch_id, owner, {"pruned": dead, "failed": missing})
+        record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
     return push_alert, targets
 
 
@@ -143,7 +142,7 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
     alert's counters), keeps the one lock order.
     """
     with sessions.begin() as session:
-        alert_id = _alert_of(session, batch_id)
+        alert_id = alert_of(session, batch_id)
         if alert_id is None:
             return
         alert = get_alert(session, alert_id, for_update=True)
@@ -158,20 +157,6 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
         )
         alert.cancelled_count += result.rowcount  # type: ignore[attr-defined]
         batch.status, batch.finished_at = "cancelled", now
-
-
-def _record_terminal(
-    sessions: sessionmaker[Session], batch_id: int, owner: str, groups: dict[str, list[int]]
-) -> None:
-    with sessions.begin() as session:
-        owned = _owned_batch(session, batch_id, owner)
-        if owned is None:
-            return
-        alert, _batch = owned
-        now = utcnow()
-        for status, ids in groups.items():
-            code = "device_gone" if status == "failed" else "already_pruned"
-            _move(session, alert, ids, status, code, now)
 
 
 def _not_to_send(alert: Alert, batch: Batch, now: datetime) -> BatchResult | None:
@@ -189,217 +174,3 @@ def _not_to_send(alert: Alert, batch: Batch, now: datetime) -> BatchResult | Non
     if alert.expires_at <= now:
         return BatchResult(batch.id, "expired")  # the sweeper expires the alert and its devices
     return None
-
-
-def _alert_of(session: Session, batch_id: int) -> str | None:
-    """The batch's alert id (never changes, so it is read without a lock)."""
-    return session.scalar(select(Batch.alert_id).where(Batch.id == batch_id))
-
-
-def _owned_batch(session: Session, batch_id: int, owner: str) -> tuple[Alert, Batch] | None:
-    """The alert and the batch, locked in that order, if ``owner`` still holds the lease."""
-    alert_id = _alert_of(session, batch_id)
-    if alert_id is None:
-        return None
-    alert = get_alert(session, alert_id, for_update=True)
-    batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-    if batch is None or batch.lease_owner != owner or batch.status != "sending":
-        return None
-    return alert, batch
-
-
-def _move(
-    session: Session,
-    alert: Alert,
-    device_ids: Sequence[int],
-    status: str,
-    error_code: str | None,
-    now: datetime,
-) -> int:
-    """Move pending deliveries to a terminal status and the alert's counter by the rows moved."""
-    if not device_ids:
-        return 0
-    result = session.execute(
-        update(Delivery)
-        .where(
-            Delivery.alert_id == alert.id,
-            Delivery.device_id.in_(list(device_ids)),
-            Delivery.status == "pending",
-        )
-        .values(
-            status=status, error_code=error_code, updated_at=now, attempts=Delivery.attempts + 1
-        )
-        .execution_options(synchronize_session=False)
-    )
-    moved: int = result.rowcount  # type: ignore[attr-defined]
-    counter = {
-        "sent": "sent",
-        "failed": "failed",
-        "pruned": "pruned",
-        "cancelled": "cancelled_count",
-    }
-    setattr(alert, counter[status], getattr(alert, counter[status]) + moved)
-    return moved
-
-
-def _accept(
-    session: Session, alert: Alert, batch_id: int, accepted: list[Accepted], now: datetime
-) -> int:
-    """Mark accepted devices sent, with FCM's message name; returns the rows moved.
-
-    PostgreSQL does it in one UPDATE ... FROM (VALUES ...); SQLite (no column aliases on VALUES)
-    moves the rows, then stores the names by primary key.
-    """
-    if not accepted:
-        return 0
-    if session.get_bind().dialect.name != "postgresql":
-        moved = _move(session, alert, [o.device_id for o in accepted], "sent", None, now)
-        session.execute(
-            update(Delivery),
-            [
-                {"alert_id": alert.id, "device_id": o.device_id, "message_name": o.message_name}
-                for o in accepted
-            ],
-        )
-        return moved
-    names = values(column("device_id", BigInteger), column("name", String), name="accepted").data(
-        [(o.device_id, o.message_name) for o in accepted]
-    )
-    result = session.execute(
-        update(Delivery)
-        .where(
-            # The batch narrows the join to its own rows (an index range), whatever the
-            # planner's statistics say; by alert alone it can scan the whole audience.
-            Delivery.batch_id == batch_id,
-            Delivery.alert_id == alert.id,
-            Delivery.device_id == names.c.device_id,
-            Delivery.status == "pending",
-        )
-        .values(
-            status="sent",
-            message_name=names.c.name,
-            updated_at=now,
-            attempts=Delivery.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
-    sent: int = result.rowcount  # type: ignore[attr-defined]
-    alert.sent += sent
-    return sent
-
-
-def _record(
-    sessions: sessionmaker[Session],
-    batch_id: int,
-    owner: str,
-    outcomes: list[Outcome],
-    max_attempts: int,
-    tally: Tally,
-) -> BatchResult:
-    now = utcnow()
-    with sessions.begin() as session:
-        owned = _owned_batch(session, batch_id, owner)
-        if owned is None:
-            return BatchResult(batch_id, "lease_lost")
-        alert, batch = owned
-        accepted = [o for o in outcomes if isinstance(o, Accepted)]
-        by_code: dict[tuple[str, str], list[int]] = defaultdict(list)
-        retries: list[Retry] = []
-        for outcome in outcomes:
-            if outcome.kind == "prune":
-                by_code[("pruned", outcome.reason)].append(outcome.device_id)
-            elif outcome.kind == "fatal":
-                by_code[("failed", outcome.reason)].append(outcome.device_id)
-            elif outcome.kind == "retry":
-                retries.append(outcome)
-        counts = {"sent": _accept(session, alert, batch.id, accepted, now)}
-        if accepted:
-            alert.first_send_at = alert.first_send_at or now
-            alert.last_send_at = now
-        for (status, code), ids in by_code.items():
-            counts[status] = counts.get(status, 0) + _move(session, alert, ids, status, code, now)
-            if status == "pruned":
-                session.execute(
-                    update(Device)
-                    .where(Device.id.in_(ids))
-                    .values(state="dead", dead_reason=code, dead_at=now)
-                )
-        result = BatchResult(batch_id, "done", counts)
-        retry_in = _schedule_retries(session, alert, batch, retries, max_attempts, now, tally)
-        _count(tally, alert, counts, by_code, retries, now)
-        tally.flush(session)
-        add_minute(session, now, {**counts, "retried": len(retries) if retry_in else 0})
-        if retry_in is None:
-            batch.status, batch.finished_at, batch.lease_owner = "done", now, None
-        else:
-            result.state, result.retry_in = "retry", retry_in
-            counts["retry"] = len(retries)
-        if alert.expires_at <= now:
-            expire_alert(session, alert, now)
-        else:
-            finish_if_complete(session, alert, now)
-    return result
-
-
-def _count(
-    tally: Tally,
-    alert: Alert,
-    counts: dict[str, int],
-    by_code: dict[tuple[str, str], list[int]],
-    retries: list[Retry],
-    now: datetime,
-) -> None:
-    """Metrics for one recorded batch: outcomes by FCM code, prunes, end-to-end latency."""
-    tally.add("notifier_sends_total", counts.get("sent", 0), outcome="accepted", code="")
-    for (status, code), ids in by_code.items():
-        outcome = "pruned" if status == "pruned" else "failed"
-        tally.add("notifier_sends_total", len(ids), outcome=outcome, code=code)
-        if status == "pruned":
-            tally.add("notifier_tokens_pruned_total", len(ids), reason=code)
-    for retry in retries:
-        tally.add("notifier_sends_total", outcome="retry", code=retry.reason)
-    if counts.get("sent") and alert.event_received_at is not None:
-        latency = (now - alert.event_received_at).total_seconds()
-        tally.observe(
-            "notifier_delivery_latency_seconds", [latency], DELIVERY_LATENCY_BUCKETS, counts["sent"]
-        )
-
-
-def _schedule_retries(
-    session: Session,
-    alert: Alert,
-    batch: Batch,
-    retries: list[Retry],
-    max_attempts: int,
-    now: datetime,
-    tally: Tally,
-) -> float | None:
-    """Keep retryable devices pending for another attempt, or fail them when out of time."""
-    if not retries:
-        return None
-    ids = [r.device_id for r in retries]
-    session.execute(
-        update(Delivery)
-        .where(Delivery.alert_id == alert.id, Delivery.device_id.in_(ids))
-        .values(attempts=Delivery.attempts + 1, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    delay = backoff(batch.attempts, max((r.retry_after or 0.0) for r in retries))
-    retry_at = now + timedelta(seconds=delay)
-    if batch.attempts >= max_attempts or retry_at >= alert.expires_at:
-        by_reason: dict[str, list[int]] = defaultdict(list)
-        for r in retries:
-            by_reason[f"{r.reason}:gave_up"[:64]].append(r.device_id)
-        for code, dev_ids in by_reason.items():
-            moved = _move(session, alert, dev_ids, "failed", code, now)
-            tally.add("notifier_sends_total", moved, outcome="failed", code=code.split(":")[0])
-        return None
-    batch.status, batch.lease_owner, batch.lease_expires_at = "retry_wait", None, None
-    batch.next_attempt_at, batch.enqueued_at = retry_at, now
-    log.info(
-        "batch will retry",
-        extra={
-            "fields": {"batch_id": batch.id, "devices": len(ids), "in_seconds": round(delay, 1)}
-        },
-    )
-    return delay

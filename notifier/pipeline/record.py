@@ -1,0 +1,408 @@
+"""Recording a sent batch: classify the outcomes, apply them, schedule the retries.
+
+The three steps run in one transaction, taken only by the batch's lease owner, so a worker that
+lost its lease records nothing and a batch is never counted twice:
+
+- :func:`classify` sorts FCM's per-device outcomes into accepted, ended (pruned or failed, by
+  code) and retryable; it is pure.
+- :func:`apply_outcomes` moves pending deliveries to their terminal status, marks pruned tokens
+  dead and moves the alert's counters by exactly the rows changed, so the counts always add up.
+- :func:`schedule_retries` keeps retryable devices pending and sets when the batch runs again
+  (backoff with jitter, never sooner than Retry-After), or fails them when out of attempts or
+  past the alert's TTL; :func:`decide_retry` is the pure part of that decision.
+
+The statements are shaped for a batch of 500 (see docs/performance.md): one statement per step
+and per FCM error code, never one per device.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import BigInteger, String, column, select, update, values
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.alerts.lifecycle import expire_alert, finish_if_complete
+from notifier.alerts.service import get_alert
+from notifier.core.counters import DELIVERY_LATENCY_BUCKETS, Tally, add_minute
+from notifier.core.models import Alert, Batch, Delivery, Device
+from notifier.fcm.types import Accepted, Fatal, Outcome, Prune, Retry
+
+log = logging.getLogger(__name__)
+
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 300.0
+
+# Why a planned device was not sent: its token was pruned (by another alert) or the device was
+# forgotten (unsubscribed entirely) after the alert was planned.
+ALREADY_PRUNED = "already_pruned"
+DEVICE_GONE = "device_gone"
+
+# The alert's counter column for each terminal delivery status.
+_COUNTER = {"sent": "sent", "failed": "failed", "pruned": "pruned", "cancelled": "cancelled_count"}
+
+
+@dataclass
+class BatchResult:
+    """What happened to a batch in one run; ``retry_in`` asks the caller to run it again later."""
+
+    batch_id: int
+    state: str  # "done" | "retry" | "skipped" | "cancelled" | "expired" | "lease_lost" | "not_due"
+    counts: dict[str, int] = field(default_factory=dict)
+    retry_in: float | None = None
+    rate_wait: float = 0.0
+
+
+# Locks. Every transaction that locks an alert and its batches takes the alert first: one lock
+# order, so leasing, recording and cancelling never deadlock.
+
+
+def alert_of(session: Session, batch_id: int) -> str | None:
+    """The batch's alert id (never changes, so it is read without a lock)."""
+    return session.scalar(select(Batch.alert_id).where(Batch.id == batch_id))
+
+
+def owned_batch(session: Session, batch_id: int, owner: str) -> tuple[Alert, Batch] | None:
+    """The alert and the batch, locked in that order, if ``owner`` still holds the lease."""
+    alert_id = alert_of(session, batch_id)
+    if alert_id is None:
+        return None
+    alert = get_alert(session, alert_id, for_update=True)
+    batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+    if batch is None or batch.lease_owner != owner or batch.status != "sending":
+        return None
+    return alert, batch
+
+
+# Classify.
+
+
+@dataclass(frozen=True, slots=True)
+class Classified:
+    """A batch's outcomes sorted by what recording does with them.
+
+    ``ended`` maps ``(status, code)`` (status ``pruned`` or ``failed``, code FCM's) to the device
+    ids in the order FCM answered, so each group is one statement.
+    """
+
+    accepted: list[Accepted]
+    ended: dict[tuple[str, str], list[int]]
+    retries: list[Retry]
+
+
+def classify(outcomes: Iterable[Outcome]) -> Classified:
+    """Sort outcomes into accepted, ended for good (pruned or failed, by code) and retryable."""
+    accepted: list[Accepted] = []
+    ended: dict[tuple[str, str], list[int]] = defaultdict(list)
+    retries: list[Retry] = []
+    for outcome in outcomes:
+        if isinstance(outcome, Accepted):
+            accepted.append(outcome)
+        elif isinstance(outcome, Prune):
+            ended[("pruned", outcome.reason)].append(outcome.device_id)
+        elif isinstance(outcome, Fatal):
+            ended[("failed", outcome.reason)].append(outcome.device_id)
+        else:
+            retries.append(outcome)
+    return Classified(accepted, dict(ended), retries)
+
+
+# Apply.
+
+
+def apply_outcomes(
+    session: Session, alert: Alert, batch_id: int, outcomes: Classified, now: datetime
+) -> dict[str, int]:
+    """Record accepted, pruned and failed devices; returns the deliveries moved per status."""
+    counts = {"sent": _accept(session, alert, batch_id, outcomes.accepted, now)}
+    if outcomes.accepted:
+        alert.first_send_at = alert.first_send_at or now
+        alert.last_send_at = now
+    for (status, code), device_ids in outcomes.ended.items():
+        moved = move_pending(session, alert, device_ids, status, code, now)
+        counts[status] = counts.get(status, 0) + moved
+        if status == "pruned":
+            _mark_dead(session, device_ids, code, now)
+    return counts
+
+
+def move_pending(
+    session: Session,
+    alert: Alert,
+    device_ids: Sequence[int],
+    status: str,
+    error_code: str | None,
+    now: datetime,
+) -> int:
+    """Move pending deliveries to a terminal status and the alert's counter by the rows moved.
+
+    Only rows still pending move, so a device recorded by someone else (a cancel, the sweeper)
+    is never counted twice.
+    """
+    if not device_ids:
+        return 0
+    result = session.execute(
+        update(Delivery)
+        .where(
+            Delivery.alert_id == alert.id,
+            Delivery.device_id.in_(list(device_ids)),
+            Delivery.status == "pending",
+        )
+        .values(
+            status=status, error_code=error_code, updated_at=now, attempts=Delivery.attempts + 1
+        )
+        .execution_options(synchronize_session=False)
+    )
+    moved: int = result.rowcount  # type: ignore[attr-defined]
+    counter = _COUNTER[status]
+    setattr(alert, counter, getattr(alert, counter) + moved)
+    return moved
+
+
+def _accept(
+    session: Session, alert: Alert, batch_id: int, accepted: list[Accepted], now: datetime
+) -> int:
+    """Mark accepted devices sent, with FCM's message name; returns the rows moved.
+
+    PostgreSQL does it in one UPDATE ... FROM (VALUES ...); SQLite (no column aliases on VALUES)
+    moves the rows, then stores the names by primary key.
+    """
+    if not accepted:
+        return 0
+    if session.get_bind().dialect.name != "postgresql":
+        moved = move_pending(session, alert, [o.device_id for o in accepted], "sent", None, now)
+        session.execute(
+            update(Delivery),
+            [
+                {"alert_id": alert.id, "device_id": o.device_id, "message_name": o.message_name}
+                for o in accepted
+            ],
+        )
+        return moved
+    names = values(column("device_id", BigInteger), column("name", String), name="accepted").data(
+        [(o.device_id, o.message_name) for o in accepted]
+    )
+    result = session.execute(
+        update(Delivery)
+        .where(
+            # The batch narrows the join to its own rows (an index range), whatever the
+            # planner's statistics say; by alert alone it can scan the whole audience.
+            Delivery.batch_id == batch_id,
+            Delivery.alert_id == alert.id,
+            Delivery.device_id == names.c.device_id,
+            Delivery.status == "pending",
+        )
+        .values(
+            status="sent",
+            message_name=names.c.name,
+            updated_at=now,
+            attempts=Delivery.attempts + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    sent: int = result.rowcount  # type: ignore[attr-defined]
+    alert.sent += sent
+    return sent
+
+
+def _mark_dead(session: Session, device_ids: list[int], reason: str, now: datetime) -> None:
+    """A pruned token is dead for every alert: the planner and later leases skip it."""
+    session.execute(
+        update(Device)
+        .where(Device.id.in_(device_ids))
+        .values(state="dead", dead_reason=reason, dead_at=now)
+    )
+
+
+# Schedule.
+
+
+def backoff(attempt: int, retry_after: float | None) -> float:
+    """Exponential backoff with full jitter, never sooner than FCM's Retry-After."""
+    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** max(0, attempt - 1)))
+    return max(retry_after or 0.0, random.uniform(ceiling / 2, ceiling))
+
+
+@dataclass(frozen=True, slots=True)
+class RetryDecision:
+    """When the batch's retryable devices go again (``delay`` seconds), or that they give up."""
+
+    delay: float
+    give_up: bool
+
+
+def decide_retry(
+    attempts: int,
+    retries: Sequence[Retry],
+    *,
+    max_attempts: int,
+    now: datetime,
+    expires_at: datetime,
+) -> RetryDecision:
+    """Retry after the longest Retry-After asked (or the backoff), unless out of attempts or time.
+
+    ``attempts`` is how many times the batch has been leased, this run included. A retry that
+    could only happen at or after the alert's TTL gives up now: sending it late would be worse
+    than not sending it, and the devices fail with a reason instead of hanging.
+    """
+    delay = backoff(attempts, max((r.retry_after or 0.0) for r in retries))
+    retry_at = now + timedelta(seconds=delay)
+    return RetryDecision(delay, attempts >= max_attempts or retry_at >= expires_at)
+
+
+@dataclass(frozen=True, slots=True)
+class Scheduled:
+    """What :func:`schedule_retries` did: the retry delay, or the devices failed per code."""
+
+    retry_in: float | None = None
+    gave_up: dict[str, int] = field(default_factory=dict)
+
+
+def schedule_retries(
+    session: Session,
+    alert: Alert,
+    batch: Batch,
+    retries: list[Retry],
+    *,
+    max_attempts: int,
+    now: datetime,
+) -> Scheduled:
+    """Keep retryable devices pending for another attempt, or fail them when out of time."""
+    if not retries:
+        return Scheduled()
+    device_ids = [r.device_id for r in retries]
+    session.execute(
+        update(Delivery)
+        .where(Delivery.alert_id == alert.id, Delivery.device_id.in_(device_ids))
+        .values(attempts=Delivery.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    decision = decide_retry(
+        batch.attempts, retries, max_attempts=max_attempts, now=now, expires_at=alert.expires_at
+    )
+    if decision.give_up:
+        return Scheduled(gave_up=_give_up(session, alert, retries, now))
+    batch.status, batch.lease_owner, batch.lease_expires_at = "retry_wait", None, None
+    batch.next_attempt_at = now + timedelta(seconds=decision.delay)
+    batch.enqueued_at = now
+    log.info(
+        "batch will retry",
+        extra={
+            "fields": {
+                "batch_id": batch.id,
+                "devices": len(device_ids),
+                "in_seconds": round(decision.delay, 1),
+            }
+        },
+    )
+    return Scheduled(retry_in=decision.delay)
+
+
+def _give_up(session: Session, alert: Alert, retries: list[Retry], now: datetime) -> dict[str, int]:
+    """Fail retryable devices with ``<reason>:gave_up``; returns the rows moved per code."""
+    by_code: dict[str, list[int]] = defaultdict(list)
+    for r in retries:
+        by_code[f"{r.reason}:gave_up"[:64]].append(r.device_id)
+    return {
+        code: move_pending(session, alert, device_ids, "failed", code, now)
+        for code, device_ids in by_code.items()
+    }
+
+
+# Count.
+
+
+def count_outcomes(
+    tally: Tally,
+    alert: Alert,
+    counts: dict[str, int],
+    outcomes: Classified,
+    scheduled: Scheduled,
+    now: datetime,
+) -> None:
+    """Metrics for one recorded batch: outcomes by FCM code, prunes, end-to-end latency."""
+    tally.add("notifier_sends_total", counts.get("sent", 0), outcome="accepted", code="")
+    for (status, code), device_ids in outcomes.ended.items():
+        outcome = "pruned" if status == "pruned" else "failed"
+        tally.add("notifier_sends_total", len(device_ids), outcome=outcome, code=code)
+        if status == "pruned":
+            tally.add("notifier_tokens_pruned_total", len(device_ids), reason=code)
+    for retry in outcomes.retries:
+        tally.add("notifier_sends_total", outcome="retry", code=retry.reason)
+    for code, moved in scheduled.gave_up.items():
+        tally.add("notifier_sends_total", moved, outcome="failed", code=code.split(":")[0])
+    if counts.get("sent") and alert.event_received_at is not None:
+        latency = (now - alert.event_received_at).total_seconds()
+        tally.observe(
+            "notifier_delivery_latency_seconds", [latency], DELIVERY_LATENCY_BUCKETS, counts["sent"]
+        )
+
+
+# The recording transactions.
+
+
+def record_outcomes(
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    owner: str,
+    outcomes: Sequence[Outcome],
+    *,
+    max_attempts: int,
+    tally: Tally,
+    now: datetime,
+) -> BatchResult:
+    """Record what FCM answered for a batch, if ``owner`` still holds its lease."""
+    with sessions.begin() as session:
+        owned = owned_batch(session, batch_id, owner)
+        if owned is None:
+            return BatchResult(batch_id, "lease_lost")
+        alert, batch = owned
+        classified = classify(outcomes)
+        counts = apply_outcomes(session, alert, batch.id, classified, now)
+        result = BatchResult(batch_id, "done", counts)
+        scheduled = schedule_retries(
+            session, alert, batch, classified.retries, max_attempts=max_attempts, now=now
+        )
+        count_outcomes(tally, alert, counts, classified, scheduled, now)
+        tally.flush(session)
+        retried = len(classified.retries) if scheduled.retry_in else 0
+        add_minute(session, now, {**counts, "retried": retried})
+        if scheduled.retry_in is None:
+            batch.status, batch.finished_at, batch.lease_owner = "done", now, None
+        else:
+            result.state, result.retry_in = "retry", scheduled.retry_in
+            counts["retry"] = len(classified.retries)
+        _end_alert_if_due(session, alert, now)
+    return result
+
+
+def record_gone(
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    owner: str,
+    *,
+    dead: list[int],
+    missing: list[int],
+    now: datetime,
+) -> None:
+    """Record devices not sent because they died (``dead``) or were deleted since planning."""
+    with sessions.begin() as session:
+        owned = owned_batch(session, batch_id, owner)
+        if owned is None:
+            return
+        alert, _batch = owned
+        move_pending(session, alert, dead, "pruned", ALREADY_PRUNED, now)
+        move_pending(session, alert, missing, "failed", DEVICE_GONE, now)
+
+
+def _end_alert_if_due(session: Session, alert: Alert, now: datetime) -> None:
+    """Expire the alert once past its TTL, else finish it if this batch was its last pending."""
+    if alert.expires_at <= now:
+        expire_alert(session, alert, now)
+    else:
+        finish_if_complete(session, alert, now)
