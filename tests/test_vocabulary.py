@@ -99,12 +99,6 @@ def test_pending_is_not_a_counter_to_add_to() -> None:
         count_settled(alert, DeliveryStatus.PENDING, 1)
 
 
-def test_the_former_counter_name_still_reads_and_writes_the_same_column() -> None:
-    alert = Alert(cancelled=4)
-    alert.cancelled_count += 1
-    assert alert.cancelled == 5
-
-
 def test_states_read_back_as_enum_members(runtime: Runtime) -> None:
     with transaction(runtime.sessions) as session:
         subscribe(session, token="vocab-device-0001", platform="ios", topics=["israel"])

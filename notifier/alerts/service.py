@@ -29,9 +29,6 @@ from notifier.core.vocabulary import (
 )
 from notifier.fcm.types import PushAlert
 
-# The former name, kept only until notifier/pipeline/send.py imports LIVE_ALERT_STATUSES.
-LIVE = LIVE_ALERT_STATUSES
-
 
 class AlertNotFound(LookupError):
     pass

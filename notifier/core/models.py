@@ -26,7 +26,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, synonym
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 from notifier.core.vocabulary import (
@@ -230,8 +230,6 @@ class Alert(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     pruned: Mapped[int] = mapped_column(Integer, default=0)
     cancelled: Mapped[int] = mapped_column(Integer, default=0)
-    # The counter's former name, kept only until notifier/pipeline/send.py stops using it.
-    cancelled_count: Mapped[int] = synonym("cancelled")
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
@@ -252,7 +250,9 @@ class Batch(Base):
     size: Mapped[int] = mapped_column(Integer)
     # Holds BatchStatus members; typed ``str`` only until notifier/pipeline/send.py assigns
     # members instead of literals, then ``Mapped[BatchStatus]`` like the other states.
-    status: Mapped[str] = mapped_column(EnumText(BatchStatus, 16), default=BatchStatus.PENDING)
+    status: Mapped[BatchStatus] = mapped_column(
+        EnumText(BatchStatus, 16), default=BatchStatus.PENDING
+    )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     enqueued_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(36))

@@ -28,9 +28,10 @@ from sqlalchemy import BigInteger, String, column, select, update, values
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
-from notifier.alerts.service import get_alert
+from notifier.alerts.service import count_settled, get_alert
 from notifier.core.counters import DELIVERY_LATENCY_BUCKETS, Tally, add_minute
 from notifier.core.models import Alert, Batch, Delivery, Device
+from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState
 from notifier.fcm.types import Accepted, Fatal, Outcome, Prune, Retry
 
 log = logging.getLogger(__name__)
@@ -42,9 +43,6 @@ BACKOFF_CAP = 300.0
 # forgotten (unsubscribed entirely) after the alert was planned.
 ALREADY_PRUNED = "already_pruned"
 DEVICE_GONE = "device_gone"
-
-# The alert's counter column for each terminal delivery status.
-_COUNTER = {"sent": "sent", "failed": "failed", "pruned": "pruned", "cancelled": "cancelled_count"}
 
 
 @dataclass
@@ -74,7 +72,7 @@ def owned_batch(session: Session, batch_id: int, owner: str) -> tuple[Alert, Bat
         return None
     alert = get_alert(session, alert_id, for_update=True)
     batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-    if batch is None or batch.lease_owner != owner or batch.status != "sending":
+    if batch is None or batch.lease_owner != owner or batch.status != BatchStatus.SENDING:
         return None
     return alert, batch
 
@@ -91,22 +89,22 @@ class Classified:
     """
 
     accepted: list[Accepted]
-    ended: dict[tuple[str, str], list[int]]
+    ended: dict[tuple[DeliveryStatus, str], list[int]]
     retries: list[Retry]
 
 
 def classify(outcomes: Iterable[Outcome]) -> Classified:
     """Sort outcomes into accepted, ended for good (pruned or failed, by code) and retryable."""
     accepted: list[Accepted] = []
-    ended: dict[tuple[str, str], list[int]] = defaultdict(list)
+    ended: dict[tuple[DeliveryStatus, str], list[int]] = defaultdict(list)
     retries: list[Retry] = []
     for outcome in outcomes:
         if isinstance(outcome, Accepted):
             accepted.append(outcome)
         elif isinstance(outcome, Prune):
-            ended[("pruned", outcome.reason)].append(outcome.device_id)
+            ended[(DeliveryStatus.PRUNED, outcome.reason)].append(outcome.device_id)
         elif isinstance(outcome, Fatal):
-            ended[("failed", outcome.reason)].append(outcome.device_id)
+            ended[(DeliveryStatus.FAILED, outcome.reason)].append(outcome.device_id)
         else:
             retries.append(outcome)
     return Classified(accepted, dict(ended), retries)
@@ -119,14 +117,16 @@ def apply_outcomes(
     session: Session, alert: Alert, batch_id: int, outcomes: Classified, now: datetime
 ) -> dict[str, int]:
     """Record accepted, pruned and failed devices; returns the deliveries moved per status."""
-    counts = {"sent": _accept(session, alert, batch_id, outcomes.accepted, now)}
+    counts: dict[str, int] = {
+        DeliveryStatus.SENT: _accept(session, alert, batch_id, outcomes.accepted, now)
+    }
     if outcomes.accepted:
         alert.first_send_at = alert.first_send_at or now
         alert.last_send_at = now
     for (status, code), device_ids in outcomes.ended.items():
         moved = move_pending(session, alert, device_ids, status, code, now)
         counts[status] = counts.get(status, 0) + moved
-        if status == "pruned":
+        if status == DeliveryStatus.PRUNED:
             _mark_dead(session, device_ids, code, now)
     return counts
 
@@ -135,7 +135,7 @@ def move_pending(
     session: Session,
     alert: Alert,
     device_ids: Sequence[int],
-    status: str,
+    status: DeliveryStatus,
     error_code: str | None,
     now: datetime,
 ) -> int:
@@ -151,7 +151,7 @@ def move_pending(
         .where(
             Delivery.alert_id == alert.id,
             Delivery.device_id.in_(list(device_ids)),
-            Delivery.status == "pending",
+            Delivery.status == DeliveryStatus.PENDING,
         )
         .values(
             status=status, error_code=error_code, updated_at=now, attempts=Delivery.attempts + 1
@@ -159,8 +159,7 @@ def move_pending(
         .execution_options(synchronize_session=False)
     )
     moved: int = result.rowcount  # type: ignore[attr-defined]
-    counter = _COUNTER[status]
-    setattr(alert, counter, getattr(alert, counter) + moved)
+    count_settled(alert, status, moved)
     return moved
 
 
@@ -175,7 +174,9 @@ def _accept(
     if not accepted:
         return 0
     if session.get_bind().dialect.name != "postgresql":
-        moved = move_pending(session, alert, [o.device_id for o in accepted], "sent", None, now)
+        moved = move_pending(
+            session, alert, [o.device_id for o in accepted], DeliveryStatus.SENT, None, now
+        )
         session.execute(
             update(Delivery),
             [
@@ -195,10 +196,10 @@ def _accept(
             Delivery.batch_id == batch_id,
             Delivery.alert_id == alert.id,
             Delivery.device_id == names.c.device_id,
-            Delivery.status == "pending",
+            Delivery.status == DeliveryStatus.PENDING,
         )
         .values(
-            status="sent",
+            status=DeliveryStatus.SENT,
             message_name=names.c.name,
             updated_at=now,
             attempts=Delivery.attempts + 1,
@@ -215,7 +216,7 @@ def _mark_dead(session: Session, device_ids: list[int], reason: str, now: dateti
     session.execute(
         update(Device)
         .where(Device.id.in_(device_ids))
-        .values(state="dead", dead_reason=reason, dead_at=now)
+        .values(state=DeviceState.DEAD, dead_reason=reason, dead_at=now)
     )
 
 
@@ -287,7 +288,7 @@ def schedule_retries(
     )
     if decision.give_up:
         return Scheduled(gave_up=_give_up(session, alert, retries, now))
-    batch.status, batch.lease_owner, batch.lease_expires_at = "retry_wait", None, None
+    batch.status, batch.lease_owner, batch.lease_expires_at = BatchStatus.RETRY_WAIT, None, None
     batch.next_attempt_at = now + timedelta(seconds=decision.delay)
     batch.enqueued_at = now
     log.info(
@@ -309,7 +310,7 @@ def _give_up(session: Session, alert: Alert, retries: list[Retry], now: datetime
     for r in retries:
         by_code[f"{r.reason}:gave_up"[:64]].append(r.device_id)
     return {
-        code: move_pending(session, alert, device_ids, "failed", code, now)
+        code: move_pending(session, alert, device_ids, DeliveryStatus.FAILED, code, now)
         for code, device_ids in by_code.items()
     }
 
@@ -328,9 +329,9 @@ def count_outcomes(
     """Metrics for one recorded batch: outcomes by FCM code, prunes, end-to-end latency."""
     tally.add("notifier_sends_total", counts.get("sent", 0), outcome="accepted", code="")
     for (status, code), device_ids in outcomes.ended.items():
-        outcome = "pruned" if status == "pruned" else "failed"
+        outcome = "pruned" if status == DeliveryStatus.PRUNED else "failed"
         tally.add("notifier_sends_total", len(device_ids), outcome=outcome, code=code)
-        if status == "pruned":
+        if status == DeliveryStatus.PRUNED:
             tally.add("notifier_tokens_pruned_total", len(device_ids), reason=code)
     for retry in outcomes.retries:
         tally.add("notifier_sends_total", outcome="retry", code=retry.reason)
@@ -373,7 +374,7 @@ def record_outcomes(
         retried = len(classified.retries) if scheduled.retry_in else 0
         add_minute(session, now, {**counts, "retried": retried})
         if scheduled.retry_in is None:
-            batch.status, batch.finished_at, batch.lease_owner = "done", now, None
+            batch.status, batch.finished_at, batch.lease_owner = BatchStatus.DONE, now, None
         else:
             result.state, result.retry_in = "retry", scheduled.retry_in
             counts["retry"] = len(classified.retries)
@@ -396,8 +397,8 @@ def record_gone(
         if owned is None:
             return
         alert, _batch = owned
-        move_pending(session, alert, dead, "pruned", ALREADY_PRUNED, now)
-        move_pending(session, alert, missing, "failed", DEVICE_GONE, now)
+        move_pending(session, alert, dead, DeliveryStatus.PRUNED, ALREADY_PRUNED, now)
+        move_pending(session, alert, missing, DeliveryStatus.FAILED, DEVICE_GONE, now)
 
 
 def _end_alert_if_due(session: Session, alert: Alert, now: datetime) -> None:

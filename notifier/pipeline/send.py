@@ -22,9 +22,16 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier.alerts.service import LIVE, get_alert, to_push_alert
+from notifier.alerts.service import count_settled, get_alert, to_push_alert
 from notifier.core.counters import FCM_LATENCY_BUCKETS, Tally
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
+from notifier.core.vocabulary import (
+    FINISHED_BATCH_STATUSES,
+    LIVE_ALERT_STATUSES,
+    BatchStatus,
+    DeliveryStatus,
+    DeviceState,
+)
 from notifier.fcm.types import Outcome, PushAlert, Target
 from notifier.pipeline.quota import SendLimiter
 from notifier.pipeline.record import BatchResult, alert_of, record_gone, record_outcomes
@@ -115,10 +122,10 @@ def _lease(
                 select(Delivery.device_id, Device.token, Device.platform, Device.state)
                 # Outer join: a device that unsubscribed entirely since planning has no row.
                 .outerjoin(Device, Device.id == Delivery.device_id)
-                .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
+                .where(Delivery.batch_id == batch.id, Delivery.status == DeliveryStatus.PENDING)
                 .order_by(Delivery.device_id)
             ).all()
-            batch.status, batch.lease_owner = "sending", owner
+            batch.status, batch.lease_owner = BatchStatus.SENDING, owner
             batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
             batch.attempts += 1
             push_alert = to_push_alert(alert, public_url)
@@ -126,8 +133,10 @@ def _lease(
         if verdict.state == "cancelled":
             _close_batch(sessions, batch_id, now)
         return verdict
-    targets = [Target(r.device_id, r.token, r.platform) for r in rows if r.state == "active"]
-    dead = [r.device_id for r in rows if r.state is not None and r.state != "active"]
+    targets = [
+        Target(r.device_id, r.token, r.platform) for r in rows if r.state == DeviceState.ACTIVE
+    ]
+    dead = [r.device_id for r in rows if r.state is not None and r.state != DeviceState.ACTIVE]
     missing = [r.device_id for r in rows if r.state is None]
     if dead or missing:
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
@@ -147,29 +156,37 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
             return
         alert = get_alert(session, alert_id, for_update=True)
         batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-        if batch is None or batch.status in ("done", "cancelled"):
+        if batch is None or batch.status in FINISHED_BATCH_STATUSES:
             return
         result = session.execute(
             update(Delivery)
-            .where(Delivery.batch_id == batch.id, Delivery.status == "pending")
-            .values(status="cancelled", updated_at=now)
+            .where(Delivery.batch_id == batch.id, Delivery.status == DeliveryStatus.PENDING)
+            .values(status=DeliveryStatus.CANCELLED, updated_at=now)
             .execution_options(synchronize_session=False)
         )
-        alert.cancelled_count += result.rowcount  # type: ignore[attr-defined]
-        batch.status, batch.finished_at = "cancelled", now
+        count_settled(alert, DeliveryStatus.CANCELLED, result.rowcount)  # type: ignore[attr-defined]
+        batch.status, batch.finished_at = BatchStatus.CANCELLED, now
 
 
 def _not_to_send(alert: Alert, batch: Batch, now: datetime) -> BatchResult | None:
     """Why this run must not send the batch (done, leased, not due, stopped), or None."""
-    if batch.status in ("done", "cancelled"):
+    if batch.status in FINISHED_BATCH_STATUSES:
         return BatchResult(batch.id, "skipped")
-    if batch.status == "sending" and batch.lease_expires_at and batch.lease_expires_at > now:
+    if (
+        batch.status == BatchStatus.SENDING
+        and batch.lease_expires_at
+        and batch.lease_expires_at > now
+    ):
         return BatchResult(batch.id, "skipped")  # a duplicate message; the owner is on it
-    if batch.status == "retry_wait" and batch.next_attempt_at and batch.next_attempt_at > now:
+    if (
+        batch.status == BatchStatus.RETRY_WAIT
+        and batch.next_attempt_at
+        and batch.next_attempt_at > now
+    ):
         return BatchResult(
             batch.id, "not_due", retry_in=(batch.next_attempt_at - now).total_seconds()
         )
-    if alert.status not in LIVE:
+    if alert.status not in LIVE_ALERT_STATUSES:
         return BatchResult(batch.id, "cancelled")  # closed in a transaction of its own
     if alert.expires_at <= now:
         return BatchResult(batch.id, "expired")  # the sweeper expires the alert and its devices

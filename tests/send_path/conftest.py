@@ -141,9 +141,9 @@ class SendPath:
         """The alert's counters agree with its deliveries, and every device is counted once."""
         alert = self.alert(alert_id)
         statuses = self.statuses(alert_id)
-        pending = alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled_count
+        pending = alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled
         assert alert.audience == sum(statuses.values())
-        assert (alert.sent, alert.failed, alert.pruned, alert.cancelled_count, pending) == (
+        assert (alert.sent, alert.failed, alert.pruned, alert.cancelled, pending) == (
             statuses["sent"],
             statuses["failed"],
             statuses["pruned"],
