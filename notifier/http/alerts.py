@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import AnyHttpUrl, Field, StringConstraints
+from pydantic import AfterValidator, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,19 +21,21 @@ from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.runtime import Runtime
-from notifier.subscriptions.requests import Slug, Strict
+from notifier.subscriptions.requests import Slug, Strict, not_blank, stored_text
 from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
 bp = Blueprint("alerts", __name__)
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 STATUSES = ("scheduled", "sending", "sent", "cancelled", "expired", "failed")
 
 
 class CreateAlertRequest(Strict):
-    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    body: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    url: AnyHttpUrl
-    image_url: AnyHttpUrl | None = None
+    headline: Annotated[str, stored_text(200), AfterValidator(not_blank)]
+    body: Annotated[str, stored_text(1000)] | None = None
+    # HttpUrl, unlike AnyHttpUrl, holds the 2,083-character limit the description states.
+    url: HttpUrl
+    image_url: HttpUrl | None = None
     topics: Annotated[list[Slug], Field(min_length=1, max_length=50)]
     hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
@@ -42,6 +45,11 @@ class CreateAlertRequest(Strict):
 def _runtime() -> Runtime:
     runtime: Runtime = current_app.extensions["notifier"]
     return runtime
+
+
+def _is_uuid(value: str) -> bool:
+    """The RFC 9562 text form, as the description's ``format: uuid`` means it."""
+    return _UUID.fullmatch(value) is not None
 
 
 def _not_found() -> Problem:
@@ -142,9 +150,12 @@ def list_alerts() -> Response:
         if status:
             query = query.where(Alert.status == status)
         if before:
+            if not _is_uuid(before):
+                raise Problem(400, "Bad cursor", "before must be the id of a listed alert.")
             anchor = session.get(Alert, before)
             if anchor is None:
-                raise Problem(400, "Bad cursor", "before must be the id of a listed alert.")
+                # A well-formed cursor naming no alert: the alert it names is what is missing.
+                raise Problem(404, "Not Found", "before names no alert.")
             query = query.where(
                 (Alert.created_at < anchor.created_at)
                 | ((Alert.created_at == anchor.created_at) & (Alert.id < anchor.id))

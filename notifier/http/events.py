@@ -6,7 +6,6 @@ before answering 2xx, and dispatch triggers only after the commit.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -14,12 +13,12 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from notifier.core.counters import Tally
 from notifier.core.db import transaction
 from notifier.core.logs import bind
 from notifier.http.problems import Problem, validation_problem
+from notifier.http.requests import decode_json, read_body, require_utf8_charset
 from notifier.intake.events import IntakeResult, IntakeRules, ingest_event
 from notifier.intake.signatures import WebhookRejected, verify_webhook
 from notifier.runtime import Runtime
@@ -29,7 +28,6 @@ log = logging.getLogger(__name__)
 
 # The CMS retries a 503; this asks it to give a restarting database a moment.
 DATABASE_RETRY_AFTER_SECONDS = 10
-_READ_CHUNK = 64 * 1024
 
 
 @bp.post("/v1/events")
@@ -55,7 +53,9 @@ def _count(runtime: Runtime, result: str) -> None:
 
 def _receive(runtime: Runtime) -> tuple[Response, int]:
     settings = runtime.settings
-    body = _read_body(settings.webhook_max_bytes)
+    require_utf8_charset()
+    request.max_content_length = settings.webhook_max_bytes
+    body = read_body(settings.webhook_max_bytes)
     try:
         webhook_id = verify_webhook(
             request.headers,
@@ -69,7 +69,7 @@ def _receive(runtime: Runtime) -> tuple[Response, int]:
         raise Problem(exc.status, exc.title, exc.detail) from None
     bind(webhook_id=webhook_id)
 
-    result = _ingest(runtime, webhook_id, _decode_json(body))
+    result = _ingest(runtime, webhook_id, decode_json(body))
     try:
         runtime.dispatch_triggers(list(result.outbox_ids))
     except Exception as exc:
@@ -91,37 +91,6 @@ def _receive(runtime: Runtime) -> tuple[Response, int]:
         },
     )
     return jsonify(result.as_json()), result.status
-
-
-def _read_body(limit: int) -> bytes:
-    """The raw body, refusing one over ``limit`` bytes without reading it all.
-
-    A declared Content-Length is checked first; a chunked body (no Content-Length) is read in
-    pieces and refused as soon as it passes the limit. Werkzeug enforces the same per-request cap
-    on the stream, which is why its 413 is caught here too.
-    """
-    too_large = Problem(413, "Content Too Large", f"Webhook bodies are limited to {limit} bytes.")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
-    request.max_content_length = limit
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while chunk := request.stream.read(min(_READ_CHUNK, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-    except RequestEntityTooLarge:
-        raise too_large from None
-    return b"".join(chunks)
-
-
-def _decode_json(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "Malformed JSON", "The request body is not valid JSON.") from None
 
 
 def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
