@@ -111,6 +111,7 @@ def test_a_test_send_of_an_unknown_alert_is_404_even_without_test_devices(api: A
 
 def test_the_alert_list_cursor_is_an_alert_id(api: Api) -> None:
     assert_problem(api.client.get("/v1/alerts?before=yesterday", headers=api.editor), 400)
+    assert_problem(api.client.get("/v1/alerts?before=", headers=api.editor), 400)
     assert_problem(api.client.get(f"/v1/alerts?before={uuid.uuid4()}", headers=api.editor), 404)
     listed = api.alert().json["id"]
     assert api.client.get(f"/v1/alerts?before={listed}", headers=api.editor).status_code == 200

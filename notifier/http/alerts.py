@@ -149,7 +149,7 @@ def list_alerts() -> Response:
         query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit + 1)
         if status:
             query = query.where(Alert.status == status)
-        if before:
+        if before is not None:
             if not _is_uuid(before):
                 raise Problem(400, "Bad cursor", "before must be the id of a listed alert.")
             anchor = session.get(Alert, before)
