@@ -241,6 +241,15 @@ def test_unstorable_text_is_refused(api: Api, route: Route, raw_value: bytes) ->
     assert_problem(response, 400 if raw_value == b'"\x00"' else 422)
 
 
+@each_route
+@pytest.mark.parametrize(
+    "raw", [b'{"\\ud800": 1}', b'{"\\u0000": 1}'], ids=["surrogate-key", "NUL-key"]
+)
+def test_unstorable_member_names_are_422(api: Api, route: Route, raw: bytes) -> None:
+    """The problem names the bad member; it must still serialise (escaped), not fail."""
+    assert_problem(api.send(route, raw), 422)
+
+
 @pytest.mark.parametrize(
     ("route", "field"),
     [(ROUTES[4], "headline"), (ROUTES[4], "body"), (ROUTES[7], "headline"), (ROUTES[7], "summary")],
