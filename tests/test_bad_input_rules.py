@@ -81,8 +81,13 @@ def api(sqlite_file_url: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def assert_problem(response: TestResponse, status: int) -> dict[str, Any]:
     assert response.status_code == status, (response.status_code, response.get_data()[:300])
     assert response.mimetype == "application/problem+json"
-    problem: dict[str, Any] = response.json
-    return problem
+    return body_of(response)
+
+
+def body_of(response: TestResponse) -> dict[str, Any]:
+    body = response.get_json()
+    assert isinstance(body, dict), response.get_data()[:300]
+    return body
 
 
 # --- alerts -------------------------------------------------------------------------------------
@@ -100,7 +105,8 @@ def test_alert_urls_are_held_to_2083_characters(api: Api, field: str) -> None:
 def test_whole_number_floats_are_integers_as_json_schema_says(api: Api) -> None:
     created = api.alert(hold_seconds=600.0, ttl_seconds=3600.0)
     assert created.status_code == 201, created.json
-    assert (created.json["hold_seconds"], created.json["ttl_seconds"]) == (600, 3600)
+    alert = body_of(created)
+    assert (alert["hold_seconds"], alert["ttl_seconds"]) == (600, 3600)
     assert_problem(api.alert(hold_seconds=600.5), 422)
 
 
@@ -113,7 +119,7 @@ def test_the_alert_list_cursor_is_an_alert_id(api: Api) -> None:
     assert_problem(api.client.get("/v1/alerts?before=yesterday", headers=api.editor), 400)
     assert_problem(api.client.get("/v1/alerts?before=", headers=api.editor), 400)
     assert_problem(api.client.get(f"/v1/alerts?before={uuid.uuid4()}", headers=api.editor), 404)
-    listed = api.alert().json["id"]
+    listed = body_of(api.alert())["id"]
     assert api.client.get(f"/v1/alerts?before={listed}", headers=api.editor).status_code == 200
 
 

@@ -4,7 +4,12 @@ The app runs in-process on SQLite (no PostgreSQL, Redis, Celery or emulator), so
 the fast suite. An admin key reaches every editor and ops route, and a ``before_call`` hook signs
 each webhook request with the test secret, so the fuzzer gets past the signature into the event
 intake instead of stopping at 401. Examples are bounded and the seed fixed, so the run is quick
-and a failure reproduces; raise ``FUZZ_EXAMPLES`` locally to search harder.
+and a failure reproduces; set ``FUZZ_EXAMPLES`` (per operation) and ``FUZZ_SEED`` to search
+harder or elsewhere.
+
+Schemathesis's default checks apply (no 5xx, documented status codes, content types, headers
+and bodies, invalid input refused, valid input accepted), plus one of this API's own: every
+error is RFC 9457 problem+json whose ``status`` is the response's.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
+from requests.structures import CaseInsensitiveDict
 
 from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
@@ -120,15 +126,19 @@ class AdminKey:
         return APP_UNDER_TEST.admin_key
 
     def set(self, case: schemathesis.Case, data: str, ctx: schemathesis.AuthContext) -> None:
-        case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+        headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers or {})
+        headers["Authorization"] = f"Bearer {data}"
+        case.headers = headers
 
 
-@schemathesis.hook
+@schemathesis.hook  # before_call hooks are global in Schemathesis; this one minds its own app
 def before_call(
     ctx: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict[str, Any]
 ) -> None:
     """Make generated requests as real clients make them where the schema cannot say how."""
-    headers = dict(case.headers or {})
+    if case.operation.app is not APP_UNDER_TEST:
+        return
+    headers: CaseInsensitiveDict[Any] = CaseInsensitiveDict(case.headers or {})
     if isinstance(case.body, dict) and isinstance(case.body.get("timezone"), str):
         # Which names exist is the server's zone database (the description says so, and
         # tests/test_openapi.py checks the 422); a schema cannot list it, so the fuzzer gets one.
@@ -166,8 +176,22 @@ def _raw_body(case: schemathesis.Case) -> bytes:
     return data.encode() if isinstance(data, str) else bytes(data)
 
 
+def problem_json_on_errors(
+    ctx: schemathesis.CheckContext, response: schemathesis.Response, case: schemathesis.Case
+) -> bool | None:
+    """A 4xx or 5xx answer is a problem+json document that repeats its own status."""
+    if response.status_code < 400:
+        return None
+    content_type = response.headers.get("content-type", [""])[0]
+    assert content_type.split(";")[0] == "application/problem+json", content_type
+    problem = json.loads(response.content)
+    assert problem["status"] == response.status_code, problem
+    assert problem["title"] and problem["type"], problem
+    return True
+
+
 @schema.parametrize()
 def test_no_input_makes_a_server_error_or_breaks_the_spec(
     case: schemathesis.Case, fuzz_app: tuple[Flask, str]
 ) -> None:
-    case.call_and_validate()
+    case.call_and_validate(additional_checks=[problem_json_on_errors])
