@@ -39,8 +39,13 @@ class Api:
     editor: dict[str, str]
 
     def alert(self, **fields: Any) -> TestResponse:
-        body = {"headline": "Sirens", "url": "https://news.example/a", "topics": ["israel"]}
-        body.update({"hold_seconds": 600, **fields})
+        body: dict[str, Any] = {
+            "headline": "Sirens",
+            "url": "https://news.example/a",
+            "topics": ["israel"],
+            "hold_seconds": 600,
+            **fields,
+        }
         return self.client.post("/v1/alerts", json=body, headers=self.editor)
 
     def event(self, **data: Any) -> TestResponse:
