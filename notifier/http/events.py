@@ -53,9 +53,7 @@ def _count(runtime: Runtime, result: str) -> None:
 
 def _receive(runtime: Runtime) -> tuple[Response, int]:
     settings = runtime.settings
-    require_utf8_charset()
-    request.max_content_length = settings.webhook_max_bytes
-    body = read_body(settings.webhook_max_bytes)
+    body = _read_body(settings.webhook_max_bytes)
     try:
         webhook_id = verify_webhook(
             request.headers,
@@ -69,7 +67,7 @@ def _receive(runtime: Runtime) -> tuple[Response, int]:
         raise Problem(exc.status, exc.title, exc.detail) from None
     bind(webhook_id=webhook_id)
 
-    result = _ingest(runtime, webhook_id, decode_json(body))
+    result = _ingest(runtime, webhook_id, _decode_json(body))
     try:
         runtime.dispatch_triggers(list(result.outbox_ids))
     except Exception as exc:
@@ -91,6 +89,22 @@ def _receive(runtime: Runtime) -> tuple[Response, int]:
         },
     )
     return jsonify(result.as_json()), result.status
+
+
+def _read_body(limit: int) -> bytes:
+    """The raw body, read whole up to the webhook's own cap (413 past it, chunked or not).
+
+    The CMS may send any media type (the signature covers the bytes), but a declared charset
+    other than UTF-8 is a 415: the JSON would otherwise be read as text it is not.
+    """
+    require_utf8_charset()
+    request.max_content_length = limit
+    return read_body(limit)
+
+
+def _decode_json(body: bytes) -> object:
+    """The verified bytes as JSON, read as every JSON route reads it (400 if they are not)."""
+    return decode_json(body)
 
 
 def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
