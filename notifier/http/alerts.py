@@ -26,7 +26,6 @@ from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
 bp = Blueprint("alerts", __name__)
 
-_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
 STATUSES = ("scheduled", "sending", "sent", "cancelled", "expired", "failed")
 
 
@@ -45,11 +44,6 @@ class CreateAlertRequest(Strict):
 def _runtime() -> Runtime:
     runtime: Runtime = current_app.extensions["notifier"]
     return runtime
-
-
-def _is_uuid(value: str) -> bool:
-    """The RFC 9562 text form, as the description's ``format: uuid`` means it."""
-    return _UUID.fullmatch(value) is not None
 
 
 def _not_found() -> Problem:
@@ -132,6 +126,14 @@ def _replay(alert: Alert, body_hash: str) -> tuple[Response, int]:
     response = jsonify(service.alert_view(alert))
     response.headers["Idempotent-Replayed"] = "true"
     return response, 201
+
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _is_uuid(value: str) -> bool:
+    """The RFC 9562 text form, as the description's ``format: uuid`` means it."""
+    return _UUID.fullmatch(value) is not None
 
 
 @bp.get("/v1/alerts")
