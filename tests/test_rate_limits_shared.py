@@ -69,3 +69,20 @@ def test_a_window_starts_again_once_it_expires(tmp_path: Path) -> None:
     assert storage.incr("k", expiry=60) == 2
     storage.clear("k")
     assert storage.get("k") == 0
+
+
+def test_an_unwritable_counter_file_serves_without_limits_rather_than_failing(
+    sqlite_file_url: str, tmp_path: Path
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("a file where the data dir should be")
+    settings = make_settings(tmp_path, database_url=sqlite_file_url, rate_limits="lookup=1/minute")
+    settings = settings.model_copy(update={"data_dir": blocked})
+    runtime = Runtime.start(settings)
+    try:
+        client = create_app(runtime=runtime).test_client()
+        body = {"token": token()}
+        statuses = [client.post("/v1/subscriptions/lookup", json=body).status_code for _ in "ab"]
+    finally:
+        runtime.close()
+    assert statuses == [404, 404]

@@ -87,8 +87,10 @@ class SQLiteStorage(Storage):
         super().__init__(uri, wrap_exceptions=wrap_exceptions)
         if uri is None:
             raise ValueError(f"{SQLITE_SCHEME}:// needs a file path")
+        # Nothing touches the disk until the first limited request: an unwritable data dir then
+        # means requests served without limits (Flask-Limiter swallows the error), not an API
+        # that cannot start.
         self.path = Path(unquote(urlsplit(uri).path))
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
 
     @property
@@ -99,6 +101,7 @@ class SQLiteStorage(Storage):
         """One connection per thread (sqlite3 connections are not shared across threads)."""
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=OFF")
