@@ -493,6 +493,23 @@ def test_web_urls_are_read_alike_by_the_description_and_the_server(
     assert not differ
 
 
+def test_editor_urls_are_read_alike_by_the_description_and_the_server(
+    spec: dict[str, Any],
+) -> None:
+    described = validator(spec, "CreateAlertRequest")
+    differ = []
+    for ch in PATTERN_CHARS:
+        body = {"headline": "Sirens", "url": f"https://news.example/a{ch}b", "topics": ["israel"]}
+        try:
+            CreateAlertRequest.model_validate(body)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if described.is_valid(body) != accepted:
+            differ.append(hex(ord(ch)))
+    assert not differ
+
+
 def test_blank_headlines_are_read_alike_by_the_description_and_the_server(
     spec: dict[str, Any],
 ) -> None:

@@ -8,7 +8,7 @@ import re
 from typing import Annotated, Literal
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import AfterValidator, Field, HttpUrl
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -21,7 +21,13 @@ from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.runtime import Runtime
-from notifier.subscriptions.requests import Slug, Strict, not_blank, stored_text
+from notifier.subscriptions.requests import (
+    WHITESPACE,
+    Slug,
+    Strict,
+    not_blank,
+    stored_text,
+)
 from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
 bp = Blueprint("alerts", __name__)
@@ -29,12 +35,36 @@ bp = Blueprint("alerts", __name__)
 STATUSES = ("scheduled", "sending", "sent", "cancelled", "expired", "failed")
 
 
+# The description's HttpUrl pattern, checked before pydantic parses the URL, so that both say
+# the same: no whitespace or control characters (pydantic would percent-encode a pasted space
+# and accept it), none of the characters a strict URL parser refuses, and % only as an escape.
+# Non-ASCII letters (an IRI pasted from a browser's address bar) stay allowed. Whether the host
+# and port parse is pydantic's to say (a 422 as well), which no pattern can.
+_NOT_IN_URLS = '\\x00-\\x20\\x7f-\\x9f"<>\\\\\\[\\]^`{|}%' + WHITESPACE
+_EDITOR_URL = re.compile(
+    # A host must follow the scheme (not a path, query, fragment or port), hence the first class.
+    f"[Hh][Tt][Tt][Pp][Ss]?://(?:[^/?#:{_NOT_IN_URLS}]|%[0-9A-Fa-f]{{2}})"
+    f"(?:[^{_NOT_IN_URLS}]|%[0-9A-Fa-f]{{2}})*"
+)
+
+
+def _plain_url(value: object) -> object:
+    if isinstance(value, str) and _EDITOR_URL.fullmatch(value) is None:
+        raise ValueError(
+            "must be an http(s) URL; spaces and characters such as <>{} must be %-escaped"
+        )
+    return value
+
+
+# HttpUrl, unlike AnyHttpUrl, holds the 2,083-character limit the description states.
+EditorUrl = Annotated[HttpUrl, BeforeValidator(_plain_url)]
+
+
 class CreateAlertRequest(Strict):
     headline: Annotated[str, stored_text(200), AfterValidator(not_blank)]
     body: Annotated[str, stored_text(1000)] | None = None
-    # HttpUrl, unlike AnyHttpUrl, holds the 2,083-character limit the description states.
-    url: HttpUrl
-    image_url: HttpUrl | None = None
+    url: EditorUrl
+    image_url: EditorUrl | None = None
     topics: Annotated[list[Slug], Field(min_length=1, max_length=50)]
     hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
