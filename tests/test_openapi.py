@@ -356,6 +356,65 @@ def test_an_unknown_topic_is_refused_by_the_schema_and_the_server_alike(
     assert response.json["type"] == "about:blank"
 
 
+# --- patterns mean the same in the description's regex dialect and on the server ---------------
+
+# Every character up to the CJK punctuation block, plus the odd ones out between dialects
+# (\x1c-\x1f and \x85 are whitespace to Python, \ufeff to ECMA-262, neither to the other).
+PATTERN_CHARS = [chr(c) for c in range(0x3100)] + ["\ufeff", "\U0001f600"]
+
+
+def test_web_urls_are_read_alike_by_the_description_and_the_server(
+    spec: dict[str, Any],
+) -> None:
+    described = validator(spec, "WebUrl")
+    served: TypeAdapter[str] = TypeAdapter(WebUrl)
+    differ = []
+    for ch in PATTERN_CHARS:
+        url = f"https://news.example/a{ch}b"  # mid-string: Python's $ also matches before \n
+        try:
+            served.validate_python(url)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if described.is_valid(url) != accepted:
+            differ.append(hex(ord(ch)))
+    assert not differ
+
+
+def test_editor_urls_are_read_alike_by_the_description_and_the_server(
+    spec: dict[str, Any],
+) -> None:
+    described = validator(spec, "CreateAlertRequest")
+    differ = []
+    for ch in PATTERN_CHARS:
+        body = {"headline": "Sirens", "url": f"https://news.example/a{ch}b", "topics": ["israel"]}
+        try:
+            CreateAlertRequest.model_validate(body)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if described.is_valid(body) != accepted:
+            differ.append(hex(ord(ch)))
+    assert not differ
+
+
+def test_blank_headlines_are_read_alike_by_the_description_and_the_server(
+    spec: dict[str, Any],
+) -> None:
+    described = validator(spec, "CreateAlertRequest")
+    differ = []
+    for ch in PATTERN_CHARS:
+        body = {"headline": f"{ch}{ch}", "url": "https://news.example/a", "topics": ["israel"]}
+        try:
+            CreateAlertRequest.model_validate(body)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        if described.is_valid(body) != accepted:
+            differ.append(hex(ord(ch)))
+    assert not differ
+
+
 # --- responses match their documented schemas -----------------------------------------------------
 
 
@@ -466,62 +525,3 @@ def test_the_page_escapes_everything() -> None:
     assert "<script" not in page and "<img" not in page and "<b>x" not in page
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
     assert "&lt;i&gt;" in page
-
-
-# --- patterns mean the same in the description's regex dialect and on the server ---------------
-
-# Every character up to the CJK punctuation block, plus the odd ones out between dialects
-# (\x1c-\x1f and \x85 are whitespace to Python, \ufeff to ECMA-262, neither to the other).
-PATTERN_CHARS = [chr(c) for c in range(0x3100)] + ["\ufeff", "\U0001f600"]
-
-
-def test_web_urls_are_read_alike_by_the_description_and_the_server(
-    spec: dict[str, Any],
-) -> None:
-    described = validator(spec, "WebUrl")
-    served: TypeAdapter[str] = TypeAdapter(WebUrl)
-    differ = []
-    for ch in PATTERN_CHARS:
-        url = f"https://news.example/a{ch}b"  # mid-string: Python's $ also matches before \n
-        try:
-            served.validate_python(url)
-            accepted = True
-        except ValidationError:
-            accepted = False
-        if described.is_valid(url) != accepted:
-            differ.append(hex(ord(ch)))
-    assert not differ
-
-
-def test_editor_urls_are_read_alike_by_the_description_and_the_server(
-    spec: dict[str, Any],
-) -> None:
-    described = validator(spec, "CreateAlertRequest")
-    differ = []
-    for ch in PATTERN_CHARS:
-        body = {"headline": "Sirens", "url": f"https://news.example/a{ch}b", "topics": ["israel"]}
-        try:
-            CreateAlertRequest.model_validate(body)
-            accepted = True
-        except ValidationError:
-            accepted = False
-        if described.is_valid(body) != accepted:
-            differ.append(hex(ord(ch)))
-    assert not differ
-
-
-def test_blank_headlines_are_read_alike_by_the_description_and_the_server(
-    spec: dict[str, Any],
-) -> None:
-    described = validator(spec, "CreateAlertRequest")
-    differ = []
-    for ch in PATTERN_CHARS:
-        body = {"headline": f"{ch}{ch}", "url": "https://news.example/a", "topics": ["israel"]}
-        try:
-            CreateAlertRequest.model_validate(body)
-            accepted = True
-        except ValidationError:
-            accepted = False
-        if described.is_valid(body) != accepted:
-            differ.append(hex(ord(ch)))
-    assert not differ
