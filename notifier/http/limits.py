@@ -103,14 +103,32 @@ class SQLiteStorage(Storage):
         if db is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
-            db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=OFF")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS windows "
-                "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)"
-            )
+            self._prepare(db)
             self._local.db, self._local.increments = db, 0
         return db
+
+    @staticmethod
+    def _prepare(db: sqlite3.Connection) -> None:
+        """WAL mode and the table, once per file; retried while another worker does the same.
+
+        Switching the journal mode takes the file's exclusive lock without waiting on the busy
+        timeout, so workers starting together can see "database is locked" here; the mode is
+        persistent, so only the first connection to a new file has to win.
+        """
+        for attempt in range(50):
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS windows "
+                    "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)"
+                )
+                return
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = time.time()
