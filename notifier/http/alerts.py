@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Annotated, Literal
 
 from flask import Blueprint, Response, jsonify, request
-from pydantic import AnyHttpUrl, Field, StringConstraints
+from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -20,7 +21,13 @@ from notifier.http import context
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.subscriptions.requests import Slug, Strict
+from notifier.subscriptions.requests import (
+    WHITESPACE,
+    Slug,
+    Strict,
+    not_blank,
+    stored_text,
+)
 from notifier.subscriptions.service import UnknownTopics, resolve_topics
 
 bp = Blueprint("alerts", __name__)
@@ -28,11 +35,36 @@ bp = Blueprint("alerts", __name__)
 STATUSES = tuple(AlertStatus)
 
 
+# The description's HttpUrl pattern, checked before pydantic parses the URL, so that both say
+# the same: no whitespace or control characters (pydantic would percent-encode a pasted space
+# and accept it), none of the characters a strict URL parser refuses, and % only as an escape.
+# Non-ASCII letters (an IRI pasted from a browser's address bar) stay allowed. Whether the host
+# and port parse is pydantic's to say (a 422 as well), which no pattern can.
+_NOT_IN_URLS = '\\x00-\\x20\\x7f-\\x9f"<>\\\\\\[\\]^`{|}%' + WHITESPACE
+_EDITOR_URL = re.compile(
+    # A host must follow the scheme (not a path, query, fragment or port), hence the first class.
+    f"[Hh][Tt][Tt][Pp][Ss]?://(?:[^/?#:{_NOT_IN_URLS}]|%[0-9A-Fa-f]{{2}})"
+    f"(?:[^{_NOT_IN_URLS}]|%[0-9A-Fa-f]{{2}})*"
+)
+
+
+def _plain_url(value: object) -> object:
+    if isinstance(value, str) and _EDITOR_URL.fullmatch(value) is None:
+        raise ValueError(
+            "must be an http(s) URL; spaces and characters such as <>{} must be %-escaped"
+        )
+    return value
+
+
+# HttpUrl, unlike AnyHttpUrl, holds the 2,083-character limit the description states.
+EditorUrl = Annotated[HttpUrl, BeforeValidator(_plain_url)]
+
+
 class CreateAlertRequest(Strict):
-    headline: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    body: Annotated[str, StringConstraints(max_length=1000)] | None = None
-    url: AnyHttpUrl
-    image_url: AnyHttpUrl | None = None
+    headline: Annotated[str, stored_text(200), AfterValidator(not_blank)]
+    body: Annotated[str, stored_text(1000)] | None = None
+    url: EditorUrl
+    image_url: EditorUrl | None = None
     topics: Annotated[list[Slug], Field(min_length=1, max_length=50)]
     hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
@@ -119,6 +151,14 @@ def _replay(alert: Alert, body_hash: str) -> tuple[Response, int]:
     return response, 201
 
 
+_UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")
+
+
+def _is_uuid(value: str) -> bool:
+    """The RFC 9562 text form, as the description's ``format: uuid`` means it."""
+    return _UUID.fullmatch(value) is not None
+
+
 @bp.get("/v1/alerts")
 @require_role("editor", "ops")
 def list_alerts() -> Response:
@@ -134,10 +174,13 @@ def list_alerts() -> Response:
         query = select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(limit + 1)
         if status:
             query = query.where(Alert.status == status)
-        if before:
+        if before is not None:
+            if not _is_uuid(before):
+                raise Problem(400, "Bad cursor", "before must be the id of a listed alert.")
             anchor = session.get(Alert, before)
             if anchor is None:
-                raise Problem(400, "Bad cursor", "before must be the id of a listed alert.")
+                # A well-formed cursor naming no alert: the alert it names is what is missing.
+                raise Problem(404, "Not Found", "before names no alert.")
             query = query.where(
                 (Alert.created_at < anchor.created_at)
                 | ((Alert.created_at == anchor.created_at) & (Alert.id < anchor.id))

@@ -58,6 +58,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(pages.bp)
     app.register_blueprint(testdevices.bp)
     app.register_blueprint(widget.bp)
+    # Before the limiter: Flask runs after_request hooks last-registered first, and this one
+    # must see the limiter's headers.
+    _response_headers(app)
     init_limiter(app, settings, LIMITED_ENDPOINTS)
     _body_limits(app, settings)
     _request_log(app)
@@ -79,6 +82,28 @@ def _body_limits(app: Flask, settings: Settings) -> None:
         if request.content_length is not None and request.content_length > limit:
             raise Problem(413, "Content Too Large", f"Request bodies are limited to {limit} bytes.")
         request.max_content_length = limit
+
+
+# Statuses whose Retry-After asks the client to come back later (RFC 6585 4, RFC 9110 15.6.4).
+_RETRY_STATUSES = frozenset({429, 503})
+
+
+def _response_headers(app: Flask) -> None:
+    """Headers that must match the status, whatever view or extension made the response.
+
+    A 204 has no body, so it gets no Content-Type (Flask would say text/html for the empty
+    string). Flask-Limiter adds Retry-After to every limited response, but on a success it tells
+    a client to back off from nothing; it stays only where the status asks the client to retry.
+    """
+
+    @app.after_request
+    def _fit(response: Response) -> Response:
+        if response.status_code == 204:
+            response.headers.pop("Content-Type", None)
+            response.headers.pop("Content-Length", None)
+        if response.status_code not in _RETRY_STATUSES:
+            response.headers.pop("Retry-After", None)
+        return response
 
 
 def _request_log(app: Flask) -> None:

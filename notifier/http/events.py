@@ -7,7 +7,6 @@ hook); a broker that is down then leaves it to the sweeper and the answer is sti
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -15,13 +14,13 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from werkzeug.exceptions import RequestEntityTooLarge
 
 from notifier.core.counters import Tally
 from notifier.core.db import transaction
 from notifier.core.logs import bind
 from notifier.http import context
 from notifier.http.problems import Problem, validation_problem
+from notifier.http.requests import decode_json, read_body, require_utf8_charset
 from notifier.intake.events import IntakeResult, IntakeRules, ingest_event
 from notifier.intake.signatures import WebhookRejected, verify_webhook
 from notifier.runtime import Runtime
@@ -31,7 +30,6 @@ log = logging.getLogger(__name__)
 
 # The CMS retries a 503; this asks it to give a restarting database a moment.
 DATABASE_RETRY_AFTER_SECONDS = 10
-_READ_CHUNK = 64 * 1024
 
 
 @bp.post("/v1/events")
@@ -87,34 +85,19 @@ def _receive(runtime: Runtime) -> tuple[Response, int]:
 
 
 def _read_body(limit: int) -> bytes:
-    """The raw body, refusing one over ``limit`` bytes without reading it all.
+    """The raw body, read whole up to the webhook's own cap (413 past it, chunked or not).
 
-    A declared Content-Length is checked first; a chunked body (no Content-Length) is read in
-    pieces and refused as soon as it passes the limit. Werkzeug enforces the same per-request cap
-    on the stream, which is why its 413 is caught here too.
+    The CMS may send any media type (the signature covers the bytes), but a declared charset
+    other than UTF-8 is a 415: the JSON would otherwise be read as text it is not.
     """
-    too_large = Problem(413, "Content Too Large", f"Webhook bodies are limited to {limit} bytes.")
-    if request.content_length is not None and request.content_length > limit:
-        raise too_large
+    require_utf8_charset()
     request.max_content_length = limit
-    chunks: list[bytes] = []
-    size = 0
-    try:
-        while chunk := request.stream.read(min(_READ_CHUNK, limit + 1 - size)):
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > limit:
-                raise too_large
-    except RequestEntityTooLarge:
-        raise too_large from None
-    return b"".join(chunks)
+    return read_body(limit)
 
 
 def _decode_json(body: bytes) -> object:
-    try:
-        return json.loads(body)
-    except (ValueError, UnicodeDecodeError):
-        raise Problem(400, "Malformed JSON", "The request body is not valid JSON.") from None
+    """The verified bytes as JSON, read as every JSON route reads it (400 if they are not)."""
+    return decode_json(body)
 
 
 def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:

@@ -1,14 +1,25 @@
-"""Per-client rate limits on the public endpoints (counters in Redis when configured).
+"""Per-client rate limits on the public endpoints, counted across every API process.
 
-Each app gets its own Limiter so two apps in one process (tests, or an embedded server) never
-share in-memory counters; API processes share counts through Redis.
+With Redis configured the counters live there. Without it (the embedded default) they live in a
+small SQLite file under ``NOTIFIER_DATA_DIR``, shared by all gunicorn workers of the machine.
+Per-process memory counters would let N workers pass N times the limit, and make
+``X-RateLimit-Remaining`` jump as requests land on different workers; serving embedded mode
+with a single worker would keep the counts right but give up every core but one. A shared file
+keeps both: one indexed upsert per limited request, well under a millisecond.
 """
 
 from __future__ import annotations
 
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
 from flask import Flask
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits.storage import Storage
 
 from notifier.core.settings import Settings
 
@@ -22,22 +33,33 @@ LIMITED_ENDPOINTS = {
     "widget.open_alert": "opens",
 }
 
+SQLITE_SCHEME = "notifier-sqlite"
+_PURGE_EVERY = 1000  # increments per connection between sweeps of expired windows
+
+
+def storage_uri(settings: Settings) -> str:
+    """Redis when configured, else the machine-wide SQLite file in the data dir."""
+    if settings.redis_url:
+        return settings.redis_url
+    return f"{SQLITE_SCHEME}://{(settings.data_dir / 'rate-limits.db').resolve()}"
+
 
 def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> Limiter:
     """Attach limits to ``endpoints`` (view name -> scope). Call after blueprints are registered.
 
-    Without Redis (embedded mode) each process counts alone, which is right for one machine. If
-    Redis is briefly unreachable, serving without limits beats failing every reader.
+    If the counter store is briefly unreachable, serving without limits beats failing every
+    reader.
     """
     limiter = Limiter(
         key_func=get_remote_address,
         app=app,
-        storage_uri=settings.redis_url or "memory://",
+        storage_uri=storage_uri(settings),
         storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
         if settings.redis_url
         else {},
-        # One counter per client and window (one Redis INCR); a moving window costs a sorted
-        # list per client and two scripts per request, for a precision public endpoints don't need.
+        # One counter per client and window (one Redis INCR or SQLite upsert); a moving window
+        # costs a sorted list per client and two scripts per request, for a precision public
+        # endpoints don't need.
         strategy="fixed-window",
         headers_enabled=True,
         swallow_errors=True,
@@ -49,3 +71,109 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
             limited = limiter.limit(settings.rate_limits[scope])(view)
             app.view_functions[endpoint] = limited  # type: ignore[assignment]
     return limiter
+
+
+class SQLiteStorage(Storage):
+    """Fixed-window counters in an SQLite file, safe across threads and processes.
+
+    Each increment is one ``INSERT ... ON CONFLICT DO UPDATE ... RETURNING`` statement, atomic
+    under SQLite's write lock, so concurrent workers never lose a hit. Counters are not worth an
+    fsync (a crash at worst forgets the current minute), hence ``synchronous=OFF``.
+    """
+
+    STORAGE_SCHEME = [SQLITE_SCHEME]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False, **options: object):
+        super().__init__(uri, wrap_exceptions=wrap_exceptions)
+        if uri is None:
+            raise ValueError(f"{SQLITE_SCHEME}:// needs a file path")
+        # Nothing touches the disk until the first limited request: an unwritable data dir then
+        # means requests served without limits (Flask-Limiter swallows the error), not an API
+        # that cannot start.
+        self.path = Path(unquote(urlsplit(uri).path))
+        self._local = threading.local()
+
+    @property
+    def base_exceptions(self) -> type[Exception]:
+        return sqlite3.Error
+
+    def _db(self) -> sqlite3.Connection:
+        """One connection per thread (sqlite3 connections are not shared across threads)."""
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=2, isolation_level=None)
+            db.execute("PRAGMA synchronous=OFF")
+            self._prepare(db)
+            self._local.db, self._local.increments = db, 0
+        return db
+
+    @staticmethod
+    def _prepare(db: sqlite3.Connection) -> None:
+        """WAL mode and the table, once per file; retried while another worker does the same.
+
+        Switching the journal mode takes the file's exclusive lock without waiting on the busy
+        timeout, so workers starting together can see "database is locked" here; the mode is
+        persistent, so only the first connection to a new file has to win.
+        """
+        for attempt in range(50):
+            try:
+                if db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS windows "
+                    "(key TEXT PRIMARY KEY, count INTEGER NOT NULL, expires_at REAL NOT NULL)"
+                )
+                return
+            except sqlite3.OperationalError:
+                if attempt == 49:
+                    raise
+                time.sleep(0.01 * (attempt + 1))
+
+    def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        now = time.time()
+        db = self._db()
+        row = db.execute(
+            "INSERT INTO windows (key, count, expires_at) VALUES (?1, ?2, ?3) "
+            "ON CONFLICT (key) DO UPDATE SET "
+            "count = CASE WHEN expires_at <= ?4 THEN ?2 ELSE count + ?2 END, "
+            "expires_at = CASE WHEN expires_at <= ?4 THEN ?3 ELSE expires_at END "
+            "RETURNING count",
+            (key, amount, now + expiry, now),
+        ).fetchone()
+        self._local.increments += 1
+        if self._local.increments % _PURGE_EVERY == 0:
+            db.execute("DELETE FROM windows WHERE expires_at <= ?", (now,))
+        return int(row[0])
+
+    def get(self, key: str) -> int:
+        row = (
+            self._db()
+            .execute(
+                "SELECT count FROM windows WHERE key = ? AND expires_at > ?", (key, time.time())
+            )
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def get_expiry(self, key: str) -> float:
+        now = time.time()
+        row = (
+            self._db()
+            .execute("SELECT expires_at FROM windows WHERE key = ? AND expires_at > ?", (key, now))
+            .fetchone()
+        )
+        return float(row[0]) if row else now
+
+    def check(self) -> bool:
+        try:
+            self._db().execute("SELECT 1").fetchone()
+        except sqlite3.Error:
+            return False
+        return True
+
+    def reset(self) -> int | None:
+        return self._db().execute("DELETE FROM windows").rowcount
+
+    def clear(self, key: str) -> None:
+        self._db().execute("DELETE FROM windows WHERE key = ?", (key,))

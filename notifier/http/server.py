@@ -30,6 +30,8 @@ def gunicorn_options(settings: Settings, *, workers: int | None, threads: int) -
     """Options that matter in production; anything else can go in GUNICORN_CMD_ARGS."""
     return {
         "bind": f"{settings.host}:{settings.port}",
+        # Several workers are safe for rate limits: they share one counter store (Redis, or the
+        # SQLite file of notifier.http.limits), so more workers never multiply an allowance.
         "workers": workers or min(2 * multiprocessing.cpu_count() + 1, 9),
         "worker_class": "gthread",
         "threads": threads,

@@ -23,9 +23,8 @@ bp = Blueprint("subscriptions", __name__)
 
 
 def _unknown_topics(exc: service.UnknownTopics) -> Problem:
-    return Problem(
-        422, "Unknown topic", str(exc), unknown_topics=exc.slugs, type_="/problems/unknown-topic"
-    )
+    # Same problem as POST /v1/alerts: about:blank, with the slugs in ``unknown_topics``.
+    return Problem(422, "Unknown topic", str(exc), unknown_topics=exc.slugs)
 
 
 @bp.post("/v1/subscriptions")

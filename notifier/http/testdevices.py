@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from notifier.alerts import test_sends as service
-from notifier.alerts.service import AlertNotFound, alert_view
+from notifier.alerts.service import AlertNotFound, alert_view, get_alert
 from notifier.core.db import transaction
 from notifier.core.vocabulary import Platform
 from notifier.http import context
@@ -74,6 +74,8 @@ def test_send(alert_id: str) -> tuple[Response, int]:
     principal = current_principal()
     try:
         with transaction(runtime.sessions) as session:
+            # An unknown alert is a 404 whatever the key has: the path names the resource.
+            get_alert(session, alert_id)
             if not service.list_test_devices(session, principal.key_id):
                 raise Problem(
                     422, "No test devices", "Register one with POST /v1/test-devices first."

@@ -10,9 +10,10 @@ unique) stops a CMS retry that carries a new ``webhook-id`` from alerting twice.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Literal
 
@@ -41,6 +42,7 @@ from notifier.core.models import Alert, Article, WebhookEvent, utcnow
 from notifier.core.outbox import pending_trigger_ids
 from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
 from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus
+from notifier.subscriptions.requests import WHITESPACE, not_blank, stored_text
 
 log = logging.getLogger(__name__)
 
@@ -83,10 +85,28 @@ def _numeric_id_as_text(value: object) -> object:
     return value
 
 
-def _assume_utc(value: datetime | None) -> datetime | None:
-    if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value
+# RFC 3339 section 5.6 ``date-time``, which is what JSON Schema's ``format: date-time`` means: a
+# string with a UTC offset. Pydantic's lax datetime would also take Unix seconds (0, 1.5) and
+# bare dates, and the CMS would never learn that its timestamps are read as something else.
+# A leap second (:60), which Python cannot represent, is refused like any impossible time.
+_RFC3339 = re.compile(
+    r"(\d{4}-\d{2}-\d{2})[Tt](\d{2}:\d{2}):(\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII
+)
+
+
+def _rfc3339(value: object) -> object:
+    if value is None:
+        return None
+    match = _RFC3339.fullmatch(value) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("must be an RFC 3339 date-time string, e.g. 2026-01-31T09:30:00Z")
+    date, hours_minutes, seconds, fraction, offset = match.groups()
+    fraction = (fraction or "")[:7]  # Python keeps microseconds, six digits
+    offset = "+00:00" if offset in ("Z", "z") else offset
+    try:
+        return datetime.fromisoformat(f"{date}T{hours_minutes}:{seconds}{fraction}{offset}")
+    except ValueError:
+        raise ValueError("is not a real date and time") from None
 
 
 ArticleId = Annotated[
@@ -94,9 +114,10 @@ ArticleId = Annotated[
     BeforeValidator(_numeric_id_as_text),
     StringConstraints(strict=True, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$"),
 ]
-WebUrl = Annotated[
-    str, StringConstraints(strict=True, max_length=2048, pattern=r"^https?://[^\s]+$")
-]
+# No control characters or whitespace, the whitespace spelled out (see WHITESPACE) so that the
+# server and the description's regex dialect agree on every character.
+WEB_URL = "^https?://[^\\x00-\\x20\\x7f-\\x9f" + WHITESPACE + "]+$"
+WebUrl = Annotated[str, StringConstraints(strict=True, max_length=2048, pattern=WEB_URL)]
 Slug = Annotated[str, StringConstraints(strict=True, pattern=TOPIC_SLUG_PATTERN)]
 Locale = Annotated[
     str,
@@ -113,13 +134,11 @@ class ArticleData(_Lenient):
 
     id: ArticleId
     url: WebUrl
-    headline: Annotated[
-        str, StringConstraints(strict=True, strip_whitespace=True, min_length=1, max_length=500)
-    ]
-    summary: Annotated[str, StringConstraints(strict=True, max_length=4000)] | None = None
+    headline: Annotated[str, stored_text(500), AfterValidator(not_blank)]
+    summary: Annotated[str, stored_text(4000)] | None = None
     topics: Annotated[list[Slug], Field(max_length=MAX_TOPICS)]
     breaking: StrictBool
-    published_at: Annotated[datetime | None, AfterValidator(_assume_utc)] = None
+    published_at: Annotated[datetime | None, BeforeValidator(_rfc3339)] = None
     image_url: WebUrl | None = None
     locale: Locale | None = None
     revision: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
@@ -142,7 +161,9 @@ class ArticleUnpublished(_Lenient):
 
 
 class _Envelope(_Lenient):
-    type: Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+    type: Annotated[
+        str, StringConstraints(strict=True, min_length=1, max_length=64, pattern=r"^[^\x00]+$")
+    ]
 
 
 @dataclass(frozen=True, slots=True)

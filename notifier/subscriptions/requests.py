@@ -27,6 +27,31 @@ Locale = Annotated[
 PlatformName = Annotated[Platform, Field(strict=False)]
 
 
+# Whitespace exactly as ECMA-262 ``\s`` (the dialect of the description's patterns) has it,
+# spelled out: Python's ``str.strip()`` also strips \x1c-\x1f and \x85 and pydantic's Rust regex
+# another set, so "blank" would otherwise mean three different things.
+WHITESPACE = (
+    "\t\n\v\f\r \xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+    "\u2009\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+)
+# Text that is stored: PostgreSQL text cannot hold NUL, so it is refused as input (a 422)
+# instead of failing the insert (a 500). Unpaired surrogates are refused by pydantic itself.
+NO_NUL = r"^[^\x00]*$"
+
+
+def not_blank(value: str) -> str:
+    """Strip surrounding whitespace; refuse what is left empty (use with ``AfterValidator``)."""
+    stripped = value.strip(WHITESPACE)
+    if not stripped:
+        raise ValueError("must not be blank")
+    return stripped
+
+
+def stored_text(max_length: int) -> StringConstraints:
+    """A free-text field of at most ``max_length`` characters (counted as sent), without NUL."""
+    return StringConstraints(strict=True, max_length=max_length, pattern=NO_NUL)
+
+
 @lru_cache(maxsize=1)
 def _zones() -> frozenset[str]:
     return frozenset(available_timezones())
