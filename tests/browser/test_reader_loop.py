@@ -44,6 +44,7 @@ class DevStack:
     api: str
     emulator: str
     editor_key: str
+    env: dict[str, str]
 
     def call(self, method: str, url: str, body: object | None = None, key: bool = False) -> Any:
         headers = {"Content-Type": "application/json"} if body is not None else {}
@@ -135,7 +136,8 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         deadline = time.monotonic() + 30
         while "Ctrl-C stops everything" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.2)
-        yield DevStack(api, f"http://127.0.0.1:{emulator_port}", key_file.read_text().strip())
+        emulator = f"http://127.0.0.1:{emulator_port}"
+        yield DevStack(api, emulator, key_file.read_text().strip(), env)
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -245,6 +247,22 @@ def test_a_reader_subscribes_and_the_editors_alert_is_shown_and_its_click_counte
     article.goto(clicked["opened"][0])
     assert article.url.startswith(f"{dev.api}/demo?story=")
     assert dev.alert(alert_id)["opens"] == 1
+
+
+def test_a_test_event_from_the_cli_reaches_the_subscribed_browser(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+
+    sent = subprocess.run(
+        [sys.executable, "-m", "notifier", "send-test-event", "--topic", "israel",
+         "--headline", "Sirens in the north"],
+        env=dev.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert sent.returncode == 0, sent.stderr
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Sirens in the north"
 
 
 def test_a_reader_who_unsubscribed_gets_nothing(reader: BrowserContext, dev: DevStack) -> None:
