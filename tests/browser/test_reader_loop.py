@@ -25,9 +25,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Locator, Page, Worker, expect
 
+from tests.browser.conftest import Notifier
 from tests.browser.fakes import PERMISSION_SPY
 from tests.browser.push import CLICK, SCOPE, SETTLE_MS
-from tests.browser.reader import permission_requests, stored_token, widget
+from tests.browser.reader import permission_requests, stored_token, subscribe, widget
 from tests.browser.site import NewsSite
 from tests.support import free_port, wait_for_http
 
@@ -265,6 +266,25 @@ def test_a_test_event_from_the_cli_reaches_the_subscribed_browser(
     assert note["title"] == "Sirens in the north"
 
 
+def test_an_open_page_moves_the_subscription_when_the_emulator_forgets_the_browser(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+    forgotten = stored_token(page)
+
+    # What a restarted emulator does to every browser: it no longer knows the token.
+    dev.call("POST", f"{dev.emulator}/emulator/webpush/unregister", {"token": forgotten})
+
+    eventually(lambda: stored_token(page) != forgotten)
+    renewed = stored_token(page)
+    assert renewed is not None and renewed.startswith("webpush-")
+    assert dev.topics_of(renewed) == ["israel"]
+    assert forgotten is not None and dev.topics_of(forgotten) is None
+    dev.send_alert("Storm warning for the coast")
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Storm warning for the coast"
+
+
 def test_a_reader_who_unsubscribed_gets_nothing(reader: BrowserContext, dev: DevStack) -> None:
     page = subscribe_on_demo(reader, dev)
     token = stored_token(page)
@@ -363,3 +383,17 @@ def test_a_page_of_another_origin_cannot_read_a_readers_stream(
     alert_id = dev.send_alert("Rail line reopens after storm")
     [note] = wait_for_notifications(page)
     assert note["tag"] == alert_id
+
+
+def test_a_production_page_never_loads_or_calls_the_stand_in(
+    page: Page, context: BrowserContext, notifier: Notifier
+) -> None:
+    """With FCM credentials (the suite's other API) the widget takes the Firebase path only."""
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+
+    subscribe(page, context, notifier.url)
+
+    assert any("/widget/vendor/firebase/" in url for url in requested)
+    assert not [url for url in requested if "standin" in url or "/emulator/" in url]
+    assert "standin" not in page.content()

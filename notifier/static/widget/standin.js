@@ -19,8 +19,11 @@ const RETRY_MAX_MS = 30_000;
 /**
  * The stand-in for `emulator` (the emulator's base URL), delivering to the service worker of
  * `registration`. Returns what the widget needs of a push client: `getToken` and `deleteToken`.
+ * `onNewToken(oldToken, newToken)` is called when the emulator forgot this browser (it was
+ * restarted) and a new token replaced the old one while a page was open, as a push service's
+ * `pushsubscriptionchange` would.
  */
-export function createStandIn({ emulator, registration }) {
+export function createStandIn({ emulator, registration, onNewToken }) {
   let listening = null;
 
   function post(name, body, signal) {
@@ -83,10 +86,14 @@ export function createStandIn({ emulator, registration }) {
       try {
         const response = await post("stream", { token }, signal);
         if (response.status === 404) {
-          // The emulator restarted and forgot this browser; the widget registers it again (and
-          // moves the subscription to the new token) on the next page view.
-          console.warn("notifier widget: the FCM emulator forgot this browser; reload the page");
-          return;
+          // The emulator restarted and forgot this browser: register again and let the widget
+          // move the subscription to the new token, then stream for that one.
+          const fresh = await post("register", {}, signal);
+          if (!fresh.ok) throw new Error(`register: ${fresh.status}`);
+          const { token: renewed } = await fresh.json();
+          storage.set(renewed);
+          if (onNewToken) await onNewToken(token, renewed);
+          continue;
         }
         if (!response.ok || !response.body) throw new Error(`stream: ${response.status}`);
         wait = RETRY_MIN_MS;

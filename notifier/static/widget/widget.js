@@ -374,7 +374,16 @@
     async function standInClient() {
       const module = await import(new URL(CONFIG.standIn.module, api).href);
       const registration = await activeWorker();
-      return module.createStandIn({ emulator: CONFIG.standIn.emulator, registration });
+      return module.createStandIn({
+        emulator: CONFIG.standIn.emulator,
+        registration,
+        // The emulator was restarted while this page was open: keep the reader's topics.
+        onNewToken: async (oldToken, newToken) => {
+          if (storage.get() !== oldToken) return;
+          const profile = await call("PUT", "v1/subscriptions/token", rotation(oldToken, newToken));
+          if (profile) storage.set(newToken);
+        },
+      });
     }
 
     async function currentToken() {
