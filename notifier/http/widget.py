@@ -93,7 +93,9 @@ def widget_config(settings: Settings) -> dict[str, object]:
             "firebase": None,
             "vapidKey": None,
             "standIn": {
-                "emulator": settings.effective_fcm_endpoint,
+                "emulator": (
+                    settings.emulator_public_url or settings.effective_fcm_endpoint or ""
+                ).rstrip("/"),
                 "module": f"{STAND_IN_MODULE}?v={_version(STAND_IN_MODULE)}",
             },
         }

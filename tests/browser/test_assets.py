@@ -137,6 +137,19 @@ def test_the_stand_in_follows_the_emulator_notifier_sends_to(tmp_path: Path) -> 
     assert config["standIn"]["emulator"] == "http://127.0.0.1:19099"  # type: ignore[index]
 
 
+def test_browsers_can_be_sent_to_the_emulator_by_another_address(tmp_path: Path) -> None:
+    config = inlined_config(
+        client_for(
+            tmp_path,
+            production=False,
+            fcm_endpoint="http://emulator:9099",
+            emulator_public_url="http://127.0.0.1:9099/",
+        )
+    )
+
+    assert config["standIn"]["emulator"] == "http://127.0.0.1:9099"  # type: ignore[index]
+
+
 def test_in_stand_in_mode_its_module_can_be_imported_and_the_worker_accepts_its_pushes(
     tmp_path: Path,
 ) -> None:
