@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,9 +31,11 @@ from notifier.emulator.state import STATE_KEY, ReceivedMessage
 
 TOKEN_PREFIX = "webpush-"  # noqa: S105 (a label in front of the random part, not a secret)
 PATH_PREFIX = "/emulator/webpush/"
-# Messages accepted while no page of the site is open wait here (newest kept), so a reader who
-# opens a page soon after still gets them; a real push service keeps them until their TTL.
+# Messages accepted while no page of the site is open wait here (newest kept, each until its web
+# push TTL runs out, as a push service keeps them), so a reader who opens a page soon after still
+# gets them.
 PENDING_LIMIT = 20
+_DEFAULT_TTL_SECONDS = 4 * 7 * 86_400  # FCM's default and maximum
 # A comment line now and then keeps proxies and the browser from closing an idle stream.
 HEARTBEAT_SECONDS = 15.0
 _MAX_TOKEN_LENGTH = 256
@@ -44,7 +47,15 @@ class Registration:
     """One browser's registration: its open streams and what arrived while none was open."""
 
     streams: set[asyncio.Queue[dict[str, Any] | None]] = field(default_factory=set)
-    pending: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=PENDING_LIMIT))
+    pending: deque[tuple[float, dict[str, Any]]] = field(
+        default_factory=lambda: deque(maxlen=PENDING_LIMIT)
+    )
+
+    def take_pending(self, now: float) -> list[dict[str, Any]]:
+        """What waited for a page and has not expired, oldest first; the rest is dropped."""
+        waiting = [event for expires, event in self.pending if expires > now]
+        self.pending.clear()
+        return waiting
 
 
 @dataclass
@@ -65,7 +76,7 @@ class WebPushStandIn:
             return 0
         event = {"id": item.name, "push": web_push_payload(item.message)}
         if not registration.streams:
-            registration.pending.append(event)
+            registration.pending.append((time.time() + _ttl_seconds(item.message), event))
             return 0
         for queue in registration.streams:
             queue.put_nowait(event)
@@ -96,6 +107,14 @@ def web_push_payload(message: dict[str, Any]) -> dict[str, Any]:
     if link:
         payload["fcmOptions"] = {"link": link}
     return payload
+
+
+def _ttl_seconds(message: dict[str, Any]) -> float:
+    headers = (message.get("webpush") or {}).get("headers") or {}
+    try:
+        return float(headers.get("TTL", _DEFAULT_TTL_SECONDS))
+    except (TypeError, ValueError):
+        return _DEFAULT_TTL_SECONDS
 
 
 def normalise_origins(origins: Iterable[str]) -> frozenset[str]:
@@ -215,8 +234,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         response.headers["Vary"] = "Origin"
     await response.prepare(request)
     queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-    while registration.pending:
-        queue.put_nowait(registration.pending.popleft())
+    for waiting in registration.take_pending(time.time()):
+        queue.put_nowait(waiting)
     registration.streams.add(queue)
     state = app[STATE_KEY]
     state.stats["webpush_streams_opened"] += 1

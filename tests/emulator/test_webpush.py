@@ -149,6 +149,19 @@ def test_a_message_sent_while_no_page_is_open_arrives_when_one_opens(
     assert event is not None and event["id"] == name
 
 
+def test_a_message_whose_ttl_ran_out_before_a_page_opened_is_dropped(
+    emulator: str, send: Callable[..., requests.Response], open_stream: Callable[[str], Stream]
+) -> None:
+    token = register(emulator)
+    send({"message": a_message(token=token, webpush={"headers": {"TTL": "0"}})})
+    fresh = send({"message": a_message(token=token, webpush={"headers": {"TTL": "60"}})})
+
+    stream = open_stream(token)
+
+    event = stream.next()
+    assert event is not None and event["id"] == fresh.json()["name"]
+
+
 def test_other_tokens_messages_never_reach_a_stream(
     emulator: str, send: Callable[..., requests.Response], open_stream: Callable[[str], Stream]
 ) -> None:
