@@ -27,7 +27,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, Worker, 
 
 from tests.browser.conftest import Notifier
 from tests.browser.fakes import PERMISSION_SPY
-from tests.browser.push import CLICK, SCOPE, SETTLE_MS
+from tests.browser.push import CLICK, COUNT_SHOWN, SCOPE, SETTLE_MS, fcm_web_push
 from tests.browser.reader import permission_requests, stored_token, subscribe, widget
 from tests.browser.site import NewsSite
 from tests.support import free_port, wait_for_http
@@ -397,3 +397,47 @@ def test_a_production_page_never_loads_or_calls_the_stand_in(
     assert any("/widget/vendor/firebase/" in url for url in requested)
     assert not [url for url in requested if "standin" in url or "/emulator/" in url]
     assert "standin" not in page.content()
+
+
+HAND_OVER_TWICE = """
+async (push) => {
+  const registration = await navigator.serviceWorker.getRegistration("/notifier-push/");
+  const message = { type: "notifier:stand-in-push", id: "projects/p/messages/0:1", push };
+  registration.active.postMessage(message);
+  registration.active.postMessage(message);
+}
+"""
+
+
+def test_the_worker_shows_a_handed_over_push_once_however_many_tabs_hand_it_over(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+    worker = push_worker(reader, dev)
+    worker.evaluate(COUNT_SHOWN)
+
+    page.evaluate(HAND_OVER_TWICE, fcm_web_push("a1", title="Once", body="b", url=dev.api))
+
+    eventually(lambda: worker.evaluate("self.__notificationsShown") == 1)
+    page.wait_for_timeout(500)
+    assert worker.evaluate("self.__notificationsShown") == 1
+
+
+def test_a_production_worker_ignores_pushes_handed_over_by_a_page(
+    page: Page, context: BrowserContext, notifier: Notifier
+) -> None:
+    subscribe(page, context, notifier.url)
+    [worker] = [w for w in context.service_workers if w.url.startswith(notifier.url)]
+    worker.evaluate(COUNT_SHOWN)
+
+    page.evaluate(HAND_OVER_TWICE, fcm_web_push("a1", title="Forged", body="b", url=notifier.url))
+
+    page.wait_for_timeout(1_000)
+    assert worker.evaluate("self.__notificationsShown") == 0
+    assert (
+        page.evaluate(
+            "async () => (await (await navigator.serviceWorker.getRegistration('/notifier-push/'))"
+            ".getNotifications()).length"
+        )
+        == 0
+    )
