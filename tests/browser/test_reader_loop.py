@@ -5,6 +5,10 @@ worker and beat), exactly as a newcomer starts it. Without FCM credentials the w
 emulator's web push stand-in: the browser registers with the emulator, a page of the site holds
 its stream, and the widget's own service worker shows what arrives. The editor's side is the API
 the console calls; what the reader sees is read from ``registration.getNotifications()``.
+
+The last tests use the suite's other API (tests/browser/conftest.py), configured as production
+(FCM credentials): its pages never load or call the stand-in, and its worker ignores a push a page
+tries to hand over.
 """
 
 from __future__ import annotations
