@@ -14,12 +14,14 @@ import requests
 from notifier.emulator import start_emulator_process, stop_emulator_process, write_service_account
 
 PROJECT = "emulator-tests"
+# The one page origin whose browsers may use the session emulator's web push stand-in.
+STAND_IN_ORIGIN = "http://127.0.0.1:8000"
 
 
 @pytest.fixture(scope="session")
 def emulator() -> Iterator[str]:
     """Base URL of an emulator process serving only ``PROJECT``, for the session."""
-    proc, base_url = start_emulator_process(project_id=PROJECT)
+    proc, base_url = start_emulator_process(project_id=PROJECT, allowed_origins=(STAND_IN_ORIGIN,))
     yield base_url
     stop_emulator_process(proc)
 

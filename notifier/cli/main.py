@@ -75,8 +75,15 @@ def beat(loglevel: str) -> None:
 def fcm_emulator(port: int | None, host: str) -> None:
     settings = get_settings()
     from notifier.emulator.server import run_emulator
+    from notifier.http.widget import stand_in_origins
 
-    run_emulator(host=host, port=port or settings.emulator_port, project_id=settings.fcm_project_id)
+    run_emulator(
+        host=host,
+        port=port or settings.emulator_port,
+        project_id=settings.fcm_project_id,
+        # The widget's web push stand-in may be used from this API's pages (and CORS sites').
+        allowed_origins=stand_in_origins(settings),
+    )
 
 
 @main.group(help="Database schema migrations.")

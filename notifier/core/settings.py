@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535)
     host: str = "127.0.0.1"
     emulator_port: int = Field(default=9099, ge=1, le=65535)
+    # The emulator as readers' browsers reach it, for the widget's web push stand-in, when that
+    # differs from where the workers send (docker compose: http://emulator:9099 inside).
+    emulator_public_url: str | None = None
     topics_file: Path = Field(default_factory=lambda: _default_topics_file())
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["json", "text"] = "json"
@@ -134,7 +137,14 @@ class Settings(BaseSettings):
             limits[scope] = rate.strip()
         return limits
 
-    @field_validator("database_url", "broker_url", "redis_url", "fcm_endpoint", "public_url")
+    @field_validator(
+        "database_url",
+        "broker_url",
+        "redis_url",
+        "fcm_endpoint",
+        "public_url",
+        "emulator_public_url",
+    )
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         if value is not None and "://" not in value:

@@ -16,8 +16,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--capacity", type=int, default=DEFAULT_CAPACITY, help="received messages kept"
     )
+    parser.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="a page origin whose browsers may use the web push stand-in (repeatable)",
+    )
     args = parser.parse_args(argv)
-    run_emulator(args.host, args.port, args.project, args.capacity)
+    run_emulator(args.host, args.port, args.project, args.capacity, args.allow_origin)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import asyncio
 import itertools
 import json
 import secrets
+from collections.abc import Iterable
 from typing import Any
 
 from aiohttp import web
@@ -26,6 +27,7 @@ from notifier.emulator.errors import (
 from notifier.emulator.oauth import AccessTokenChecker, token_endpoint
 from notifier.emulator.state import DEFAULT_CAPACITY, STATE_KEY, EmulatorState, Faults
 from notifier.emulator.validation import parse_send_request
+from notifier.emulator.webpush import STAND_IN_KEY, add_stand_in
 
 # Token prefixes that make the emulator answer as FCM does for such a device (see docs/emulator.md).
 TOKEN_CONVENTIONS: tuple[tuple[str, FcmProblem], ...] = (
@@ -105,8 +107,10 @@ async def send_message(request: web.Request) -> web.Response:
         state.stats["validate_only"] += 1
         return _json({"name": f"projects/{project}/messages/fake_message_id"})
     name = f"projects/{project}/messages/{_next_message_id()}"
-    state.record(name, parsed.target_kind, parsed.target, parsed.platform, parsed.message)
+    item = state.record(name, parsed.target_kind, parsed.target, parsed.platform, parsed.message)
     state.stats["accepted"] += 1
+    if parsed.target_kind == "token":
+        app[STAND_IN_KEY].deliver(item)
     return _json({"name": name})
 
 
@@ -197,18 +201,31 @@ async def clear_messages(request: web.Request) -> web.Response:
 
 
 async def get_stats(request: web.Request) -> web.Response:
-    """``GET /emulator/stats``: counts by outcome, ring occupancy and the current faults."""
-    return _json(request.app[STATE_KEY].stats_json())
+    """``GET /emulator/stats``: counts by outcome, ring occupancy, faults, stand-in browsers."""
+    stand_in = request.app[STAND_IN_KEY]
+    return _json(
+        dict(
+            request.app[STATE_KEY].stats_json(),
+            webpush={
+                "registrations": len(stand_in.registrations),
+                "streams": sum(len(r.streams) for r in stand_in.registrations.values()),
+            },
+        )
+    )
 
 
 def create_emulator_app(
-    project_id: str | None = None, capacity: int = DEFAULT_CAPACITY
+    project_id: str | None = None,
+    capacity: int = DEFAULT_CAPACITY,
+    allowed_origins: Iterable[str] = (),
 ) -> web.Application:
     """The emulator as an aiohttp application.
 
     ``project_id`` pins the one project the emulator serves (others get 403 like a foreign
     project would); None accepts any project, which suits several apps sharing one emulator.
     ``capacity`` bounds how many received messages are kept for inspection.
+    ``allowed_origins`` are the pages (notifier's API, sites embedding the widget) whose browsers
+    may use the web push stand-in (:mod:`notifier.emulator.webpush`); none by default.
     """
     app = web.Application(client_max_size=1024 * 1024)
     app[STATE_KEY] = EmulatorState(capacity=capacity)
@@ -223,4 +240,5 @@ def create_emulator_app(
     app.router.add_post("/emulator/messages/search", search_messages)
     app.router.add_get("/emulator/stats", get_stats)
     app.router.add_get("/", inbox.inbox_page)
+    add_stand_in(app, allowed_origins)
     return app

@@ -47,10 +47,12 @@ def start_emulator_process(
     *,
     project_id: str | None = None,
     capacity: int | None = None,
+    allowed_origins: tuple[str, ...] = (),
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m notifier.emulator`` and return the process and its base URL once ready.
 
-    ``port`` None picks a free one. The caller stops it with ``proc.terminate(); proc.wait()``.
+    ``port`` None picks a free one; ``allowed_origins`` may use the web push stand-in. The
+    caller stops it with ``proc.terminate(); proc.wait()``.
     """
     port = port or free_port()
     args = [sys.executable, "-m", "notifier.emulator", "--port", str(port)]
@@ -58,6 +60,8 @@ def start_emulator_process(
         args += ["--project", project_id]
     if capacity:
         args += ["--capacity", str(capacity)]
+    for origin in allowed_origins:
+        args += ["--allow-origin", origin]
     child_env = dict(os.environ if env is None else env)
     # Run from the checkout when notifier is not installed, as under a bare pytest run.
     root = str(Path(__file__).resolve().parents[2])

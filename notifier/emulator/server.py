@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 from aiohttp import web
 
@@ -17,12 +18,17 @@ def run_emulator(
     port: int = 9099,
     project_id: str | None = None,
     capacity: int = DEFAULT_CAPACITY,
+    allowed_origins: Iterable[str] = (),
 ) -> None:
     """Serve the FCM emulator on ``host:port`` until interrupted (blocking).
 
-    ``project_id`` None serves any project; ``capacity`` bounds the messages kept for inspection.
+    ``project_id`` None serves any project; ``capacity`` bounds the messages kept for inspection;
+    ``allowed_origins`` may use the web push stand-in from a browser.
     """
-    app = create_emulator_app(project_id=project_id, capacity=capacity)
+    allowed_origins = tuple(allowed_origins)
+    app = create_emulator_app(
+        project_id=project_id, capacity=capacity, allowed_origins=allowed_origins
+    )
     base = f"http://{host}:{port}"
 
     def announce(_: str) -> None:
@@ -30,7 +36,8 @@ def run_emulator(
             f"FCM emulator listening on {base}\n"
             f"  inbox:      {base}/\n"
             f"  token_uri:  {base}/token\n"
-            f"  send:       {base}/v1/projects/{project_id or '<project>'}/messages:send",
+            f"  send:       {base}/v1/projects/{project_id or '<project>'}/messages:send\n"
+            f"  web push stand-in for: {', '.join(allowed_origins) or 'no page (none allowed)'}",
             flush=True,
         )
 

@@ -4,13 +4,20 @@ A news site pastes ``<script src="https://notifier.example/widget.js" data-topic
 and nothing else, so everything the widget needs is served from here: the script with this
 deployment's Firebase web config inlined, its stylesheet, the vendored Firebase SDK, and the
 service worker that shows notifications and sends clicks through ``/o/<alert_id>``.
+
+Without real FCM credentials notifier sends to its own FCM emulator, which no browser push
+service reaches; the widget is then told to use the emulator's web push stand-in instead of
+Firebase (``standIn`` in its config, ``widget/standin.js``). Only this server-side setting decides
+it, and with credentials nothing of the stand-in is served or referenced (docs/widget.md).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from functools import cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, render_template, request
 from werkzeug.urls import iri_to_uri
@@ -27,6 +34,8 @@ STATIC = Path(__file__).resolve().parent.parent / "static"
 WIDGET = STATIC / "widget"
 VENDOR = STATIC / "vendor"
 FIREBASE_BUNDLE = "vendor/firebase/firebase-messaging.js"
+STAND_IN_MODULE = "widget/standin.js"
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 # Sites embed the unversioned widget URL, so a short cache lets fixes reach readers within minutes
 # while the versioned vendor bundle can be cached for a long time.
@@ -46,13 +55,50 @@ def firebase_version() -> str:
     return first.removeprefix("firebase").strip()
 
 
+def uses_stand_in(settings: Settings) -> bool:
+    """Whether readers' browsers get pushes from the emulator's stand-in rather than Firebase.
+
+    Exactly when notifier sends to its own FCM emulator: without credentials nothing can reach
+    real FCM, so no browser push service would ever deliver what the workers send.
+    """
+    return settings.fcm_credentials is None and settings.effective_fcm_endpoint is not None
+
+
+def stand_in_origins(settings: Settings) -> list[str]:
+    """The page origins the emulator lets use its stand-in: this API's, and sites allowed by CORS.
+
+    On loopback both spellings of the host are allowed, since a newcomer may type either.
+    ``*`` in ``NOTIFIER_CORS_ORIGINS`` is not carried over: any page could then read streams.
+    """
+    if settings.public_url:
+        parts = urlsplit(settings.public_url)
+        origins = [f"{parts.scheme}://{parts.netloc}"]
+    else:
+        hosts = _LOOPBACK_NAMES if settings.host in (*_LOOPBACK_NAMES, "0.0.0.0") else ()
+        origins = [f"http://{host}:{settings.port}" for host in hosts or (settings.host,)]
+    origins += [o.rstrip("/") for o in settings.cors_origins if o != "*"]
+    return list(dict.fromkeys(origins))
+
+
 def widget_config(settings: Settings) -> dict[str, object]:
     """What the widget needs to know about this deployment; all of it is public by design.
 
     Firebase web config and the VAPID public key are meant to be shipped to browsers. Without
     them ``firebase`` is ``None`` and the widget says notifications are not available, rather
-    than showing a button that cannot work.
+    than showing a button that cannot work. ``standIn`` (the emulator's address and the module
+    that talks to it) is set only when notifier sends to its emulator, and then replaces Firebase.
     """
+    if uses_stand_in(settings):
+        return {
+            "firebase": None,
+            "vapidKey": None,
+            "standIn": {
+                "emulator": (
+                    settings.emulator_public_url or settings.effective_fcm_endpoint or ""
+                ).rstrip("/"),
+                "module": f"{STAND_IN_MODULE}?v={_version(STAND_IN_MODULE)}",
+            },
+        }
     firebase = {
         "apiKey": settings.web_api_key,
         "projectId": settings.fcm_project_id,
@@ -64,7 +110,14 @@ def widget_config(settings: Settings) -> dict[str, object]:
         "firebase": firebase if ready else None,
         "vapidKey": settings.vapid_key,
         "firebaseModule": f"widget/{FIREBASE_BUNDLE}?v={firebase_version()}",
+        "standIn": None,
     }
+
+
+@cache
+def _version(name: str) -> str:
+    # Changes with the file, so the long cache of a versioned URL never serves a stale module.
+    return hashlib.sha256(_source(name.removeprefix("widget/")).encode()).hexdigest()[:12]
 
 
 def _script_json(value: object) -> str:
@@ -109,6 +162,21 @@ def firebase_bundle() -> Response:
     return response
 
 
+@bp.get(f"/{STAND_IN_MODULE}")
+def stand_in_module() -> Response:
+    """The widget's side of the emulator's web push stand-in; 404 unless it is in use.
+
+    Importable from any site's page (module scripts are fetched with CORS), like the Firebase
+    bundle it replaces locally.
+    """
+    if not uses_stand_in(context.runtime().settings):
+        raise Problem(404, "Not Found", "This deployment uses real web push.")
+    body = _source(STAND_IN_MODULE.removeprefix("widget/"))
+    response = _javascript(body, cache_control=f"public, max-age={VENDOR_MAX_AGE}, immutable")
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response
+
+
 @bp.get("/firebase-messaging-sw.js")
 def service_worker() -> Response:
     """The push service worker, with this API's address inlined for counting opens.
@@ -116,8 +184,14 @@ def service_worker() -> Response:
     The address is inlined rather than taken from ``self.location`` because a site on another
     origin runs this script through ``importScripts`` from a worker of its own.
     """
-    base = (context.runtime().settings.public_url or request.url_root).rstrip("/")
-    body = _source("sw.js").replace('"__NOTIFIER_API__"', _script_json(base), 1)
+    settings = context.runtime().settings
+    base = (settings.public_url or request.url_root).rstrip("/")
+    body = (
+        _source("sw.js")
+        .replace('"__NOTIFIER_API__"', _script_json(base), 1)
+        # Pushes handed over by the stand-in's pages are accepted only in stand-in mode.
+        .replace('"__NOTIFIER_STAND_IN__"', _script_json(uses_stand_in(settings)), 1)
+    )
     # Browsers check for a new worker on navigation; no-cache makes that check reach us.
     return _javascript(body, cache_control="no-cache")
 

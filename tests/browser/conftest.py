@@ -23,6 +23,7 @@ from werkzeug.serving import make_server
 from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core.db import transaction
 from notifier.core.models import Alert, Device
+from notifier.emulator.service_account import write_service_account
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
 from notifier.subscriptions import service as subscriptions
@@ -82,8 +83,17 @@ def notifier_api(
     tmp_path_factory: pytest.TempPathFactory, news_site: NewsSite
 ) -> Iterator[Notifier]:
     port = free_port()
+    data = tmp_path_factory.mktemp("browser")
+    # Credentials make this a production configuration: the widget takes the real Firebase path
+    # (the emulator's web push stand-in has its own suite, tests/browser/test_reader_loop.py).
+    credentials = write_service_account(
+        data / "service-account.json",
+        project_id="notifier-local",
+        token_uri="http://127.0.0.1:9/token",
+    )
     settings = make_settings(
-        tmp_path_factory.mktemp("browser"),
+        data,
+        fcm_credentials=str(credentials),
         log_level="WARNING",
         vapid_key=VAPID_KEY,
         web_api_key="AIzaSyTest-browser-key",

@@ -7,7 +7,9 @@ from pathlib import Path
 
 from flask.testing import FlaskClient
 
+from notifier.emulator.service_account import write_service_account
 from notifier.http.app import create_app
+from notifier.http.widget import stand_in_origins
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
 
@@ -19,7 +21,20 @@ WEB_PUSH = {
 }
 
 
-def client_for(tmp_path: Path, **env: str) -> FlaskClient:
+def client_for(tmp_path: Path, *, production: bool = True, **env: str) -> FlaskClient:
+    """A client of an API configured with ``env``; ``production`` adds FCM credentials.
+
+    Without credentials notifier sends to its own emulator and the widget uses the emulator's
+    web push stand-in (the ``standIn`` tests below); with them it takes the real Firebase path.
+    """
+    if production:
+        env["fcm_credentials"] = str(
+            write_service_account(
+                tmp_path / "service-account.json",
+                project_id="notifier-local",
+                token_uri="https://oauth2.googleapis.com/token",
+            )
+        )
     runtime = Runtime.start(make_settings(tmp_path, **env))
     return create_app(runtime=runtime).test_client()
 
@@ -94,4 +109,86 @@ def test_the_service_worker_sends_clicks_through_the_public_address(tmp_path: Pa
 def test_the_demo_article_embeds_the_widget_with_one_script_tag(tmp_path: Path) -> None:
     page = client_for(tmp_path).get("/demo").get_data(as_text=True)
 
-    assert '<script src="/widget.js" data-topic="israel" async></script>' in page
+    assert page.count("<script") == 1
+    assert '<script src="/widget.js" data-topic="israel"' in page
+    assert "Get notifications to stay updated" in page  # the seed's words, as data-strings
+
+
+# --- the switch to the emulator's web push stand-in ---------------------------------------------
+
+
+def test_without_fcm_credentials_the_widget_is_told_to_use_the_emulators_stand_in(
+    tmp_path: Path,
+) -> None:
+    config = inlined_config(client_for(tmp_path, production=False, **WEB_PUSH))
+
+    assert config["firebase"] is None
+    stand_in = config["standIn"]
+    assert isinstance(stand_in, dict)
+    assert stand_in["emulator"] == "http://127.0.0.1:9099"
+    assert str(stand_in["module"]).startswith("widget/standin.js?v=")
+
+
+def test_the_stand_in_follows_the_emulator_notifier_sends_to(tmp_path: Path) -> None:
+    config = inlined_config(
+        client_for(tmp_path, production=False, fcm_endpoint="http://127.0.0.1:19099/")
+    )
+
+    assert config["standIn"]["emulator"] == "http://127.0.0.1:19099"  # type: ignore[index]
+
+
+def test_browsers_can_be_sent_to_the_emulator_by_another_address(tmp_path: Path) -> None:
+    config = inlined_config(
+        client_for(
+            tmp_path,
+            production=False,
+            fcm_endpoint="http://emulator:9099",
+            emulator_public_url="http://127.0.0.1:9099/",
+        )
+    )
+
+    assert config["standIn"]["emulator"] == "http://127.0.0.1:9099"  # type: ignore[index]
+
+
+def test_in_stand_in_mode_its_module_can_be_imported_and_the_worker_accepts_its_pushes(
+    tmp_path: Path,
+) -> None:
+    client = client_for(tmp_path, production=False)
+    module = str(inlined_config(client)["standIn"]["module"])  # type: ignore[index]
+
+    response = client.get("/" + module)
+    worker = client.get("/firebase-messaging-sw.js").get_data(as_text=True)
+
+    assert response.status_code == 200
+    assert response.mimetype == "text/javascript"
+    assert response.headers["Access-Control-Allow-Origin"] == "*"
+    assert "export function createStandIn" in response.get_data(as_text=True)
+    assert "const STAND_IN = true;" in worker
+
+
+def test_a_production_page_loads_nothing_of_the_stand_in(tmp_path: Path) -> None:
+    client = client_for(tmp_path, **WEB_PUSH)
+
+    widget = client.get("/widget.js").get_data(as_text=True)
+    worker = client.get("/firebase-messaging-sw.js").get_data(as_text=True)
+    module = client.get("/widget/standin.js")
+
+    assert inlined_config(client)["standIn"] is None
+    assert "standin.js" not in widget
+    assert "const STAND_IN = false;" in worker
+    assert module.status_code == 404
+    assert module.mimetype == "application/problem+json"
+
+
+def test_the_emulator_lets_this_apis_pages_and_cors_sites_use_the_stand_in(
+    tmp_path: Path,
+) -> None:
+    local = make_settings(tmp_path, port="8123", cors_origins="https://news.example/,*")
+    public = make_settings(tmp_path, public_url="https://push.news.example/base")
+
+    assert stand_in_origins(local) == [
+        "http://127.0.0.1:8123",
+        "http://localhost:8123",
+        "https://news.example",
+    ]
+    assert stand_in_origins(public) == ["https://push.news.example"]

@@ -198,7 +198,7 @@ def test_screen_readers_hear_a_labelled_region_with_a_live_status(
         """
         - region "Never miss breaking news on Israel":
           - heading "Never miss breaking news on Israel" [level=2]
-          - paragraph: /Get a notification when a major story breaks/
+          - paragraph: /Get notifications to stay updated/
           - button "Get notifications"
           - status
         """

@@ -15,6 +15,10 @@
 "use strict";
 
 const NOTIFIER_API = "__NOTIFIER_API__";
+// True only when notifier sends to its own FCM emulator (no credentials): pushes then arrive from
+// the emulator's web push stand-in through a page of the site (widget/standin.js), not from the
+// browser's push service. Inlined by the server; always false in production.
+const STAND_IN = "__NOTIFIER_STAND_IN__";
 
 /**
  * The alert in an FCM web push payload, or null for a push that is not one of ours.
@@ -45,21 +49,40 @@ function readAlert(data) {
   };
 }
 
+function showAlert(alert) {
+  return self.registration.showNotification(alert.title, {
+    body: alert.body,
+    image: alert.image,
+    icon: alert.icon,
+    tag: alert.tag,
+    // A duplicate that replaces the shown notification should not buzz the reader again.
+    renotify: false,
+    data: { alertId: alert.alertId, url: alert.url },
+  });
+}
+
 self.addEventListener("push", (event) => {
   const alert = readAlert(event.data);
   if (!alert) return;
-  event.waitUntil(
-    self.registration.showNotification(alert.title, {
-      body: alert.body,
-      image: alert.image,
-      icon: alert.icon,
-      tag: alert.tag,
-      // A duplicate that replaces the shown notification should not buzz the reader again.
-      renotify: false,
-      data: { alertId: alert.alertId, url: alert.url },
-    }),
-  );
+  event.waitUntil(showAlert(alert));
 });
+
+if (STAND_IN === true) {
+  // Messages already shown, by the emulator's message name: two tabs of the site may both hand
+  // over the same push (one normally streams, but a tab taking over can overlap for a moment).
+  const handedOver = new Set();
+  self.addEventListener("message", (event) => {
+    const message = event.data;
+    if (!message || message.type !== "notifier:stand-in-push" || typeof message.id !== "string")
+      return;
+    // Only pages of this worker's own origin can reach it; say so explicitly all the same.
+    if (event.origin && event.origin !== self.location.origin) return;
+    if (handedOver.has(message.id)) return;
+    handedOver.add(message.id);
+    const alert = readAlert({ json: () => message.push });
+    if (alert) event.waitUntil(showAlert(alert));
+  });
+}
 
 /** Where a click goes: through /o/<alert> so the open is counted, else straight to the article. */
 function clickTarget(data) {

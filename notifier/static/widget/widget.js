@@ -9,7 +9,10 @@
   "use strict";
 
   // The server replaces this string with the deployment's public config (notifier/http/widget.py):
-  // {firebase: {apiKey, projectId, messagingSenderId, appId} | null, vapidKey, firebaseModule}.
+  // {firebase: {apiKey, projectId, messagingSenderId, appId} | null, vapidKey, firebaseModule,
+  //  standIn: {emulator, module} | null}. standIn is set only when the server sends to its own
+  // FCM emulator (no credentials, as under `make run`): the browser then gets pushes from the
+  // emulator's web push stand-in instead of Firebase. The server decides; the widget never guesses.
   const CONFIG = "__NOTIFIER_CONFIG__";
 
   /** English texts; `{topic}` is the topic's name. Translate with data-strings='{"...": "..."}'. */
@@ -74,7 +77,7 @@
     let catalogue = null;
     let mine = new Set();
     let managing = false;
-    let firebase = null;
+    let pushClient = null;
     let announcing = 0;
 
     const body = h("div", { class: "notifier-optin__body" });
@@ -124,7 +127,7 @@
     const VIEWS = {
       unsupported: () => [
         title("unsupportedTitle", BELL_OFF),
-        para(CONFIG.firebase ? "unsupportedText" : "unconfiguredText"),
+        para(CONFIG.firebase || CONFIG.standIn ? "unsupportedText" : "unconfiguredText"),
       ],
       checking: () => [title("title"), para("pitch")],
       idle: () => [title("title"), para("pitch"), actions(button(text.subscribe, turnOn))],
@@ -244,8 +247,8 @@
       render("idle");
       announce(text.unsubscribed);
       // Also drop the push subscription itself; the server already forgot the token.
-      messaging()
-        .then(({ sdk, messaging }) => sdk.deleteToken(messaging))
+      push()
+        .then((client) => client.deleteToken())
         .catch((error) => console.warn("notifier widget: could not delete the push token", error));
     }
 
@@ -295,7 +298,7 @@
       } catch (error) {
         console.warn("notifier widget: could not load the topic catalogue", error);
       }
-      if (!CONFIG.firebase) {
+      if (!CONFIG.firebase && !CONFIG.standIn) {
         console.warn("notifier widget: web push is not configured on the server (docs/widget.md)");
       }
       if (!supported()) return render("unsupported");
@@ -330,35 +333,61 @@
 
     function supported() {
       return Boolean(
-        CONFIG.firebase &&
+        (CONFIG.firebase || CONFIG.standIn) &&
         window.isSecureContext &&
         "serviceWorker" in navigator &&
-        "PushManager" in window &&
+        // The stand-in hands pushes to the worker itself; it needs no browser push service.
+        (CONFIG.standIn || "PushManager" in window) &&
         "Notification" in window,
       );
     }
 
-    /** Firebase messaging, loaded on first need so that a page view costs one small script. */
-    function messaging() {
-      if (!firebase) {
-        firebase = (async () => {
-          const sdk = await import(new URL(CONFIG.firebaseModule, api).href);
-          const registration = await activeWorker();
-          // A named app: the site may run its own default Firebase app on the same page.
-          const app = sdk.initializeApp(CONFIG.firebase, "notifier-widget");
-          return { sdk, registration, messaging: sdk.getMessaging(app) };
-        })();
-        firebase.catch(() => (firebase = null));
+    /**
+     * The push client, `{getToken, deleteToken}`: Firebase messaging in production, the FCM
+     * emulator's stand-in locally (CONFIG.standIn). Loaded on first need, so that a page view
+     * costs one small script.
+     */
+    function push() {
+      if (!pushClient) {
+        pushClient = CONFIG.standIn ? standInClient() : firebaseClient();
+        pushClient.catch(() => (pushClient = null));
       }
-      return firebase;
+      return pushClient;
+    }
+
+    async function firebaseClient() {
+      const sdk = await import(new URL(CONFIG.firebaseModule, api).href);
+      const registration = await activeWorker();
+      // A named app: the site may run its own default Firebase app on the same page.
+      const app = sdk.initializeApp(CONFIG.firebase, "notifier-widget");
+      const messaging = sdk.getMessaging(app);
+      return {
+        getToken: () =>
+          sdk.getToken(messaging, {
+            vapidKey: CONFIG.vapidKey,
+            serviceWorkerRegistration: registration,
+          }),
+        deleteToken: () => sdk.deleteToken(messaging),
+      };
+    }
+
+    async function standInClient() {
+      const module = await import(new URL(CONFIG.standIn.module, api).href);
+      const registration = await activeWorker();
+      return module.createStandIn({
+        emulator: CONFIG.standIn.emulator,
+        registration,
+        // The emulator was restarted while this page was open: keep the reader's topics.
+        onNewToken: async (oldToken, newToken) => {
+          if (storage.get() !== oldToken) return;
+          const profile = await call("PUT", "v1/subscriptions/token", rotation(oldToken, newToken));
+          if (profile) storage.set(newToken);
+        },
+      });
     }
 
     async function currentToken() {
-      const { sdk, registration, messaging: m } = await messaging();
-      return sdk.getToken(m, {
-        vapidKey: CONFIG.vapidKey,
-        serviceWorkerRegistration: registration,
-      });
+      return (await push()).getToken();
     }
 
     async function activeWorker() {
@@ -400,6 +429,12 @@
     function forget(token) {
       storage.clear();
       call("DELETE", "v1/subscriptions", { token }).catch(() => {});
+      // Locally the emulator should forget the browser too; in production the push service
+      // drops the subscription itself when permission is withdrawn.
+      if (CONFIG.standIn)
+        push()
+          .then((client) => client.deleteToken())
+          .catch(() => {});
     }
 
     /** JSON from the API; null for 404; throws (with .status) for anything else that is not OK. */

@@ -1,0 +1,447 @@
+"""The reader's whole loop on the ``make run`` stack, in Chromium, with no Firebase anywhere.
+
+``notifier dev`` runs as a child process (SQLite, the embedded broker, the FCM emulator, a real
+worker and beat), exactly as a newcomer starts it. Without FCM credentials the widget uses the
+emulator's web push stand-in: the browser registers with the emulator, a page of the site holds
+its stream, and the widget's own service worker shows what arrives. The editor's side is the API
+the console calls; what the reader sees is read from ``registration.getNotifications()``.
+
+The last tests use the suite's other API (tests/browser/conftest.py), configured as production
+(FCM credentials): its pages never load or call the stand-in, and its worker ignores a push a page
+tries to hand over.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, Worker, expect
+
+from tests.browser.conftest import Notifier
+from tests.browser.fakes import PERMISSION_SPY
+from tests.browser.push import CLICK, COUNT_SHOWN, SCOPE, SETTLE_MS, fcm_web_push
+from tests.browser.reader import permission_requests, stored_token, subscribe, widget
+from tests.browser.site import NewsSite
+from tests.support import free_port, wait_for_http
+
+Screenshot = Callable[[Page | Locator, str], Path]
+STAND_IN_TOKEN_KEY = "notifier:stand-in-token"
+IMAGE = "https://news.example/picture.jpg"
+SENT_WITHIN_S = 30.0
+
+
+@dataclass
+class DevStack:
+    """``notifier dev`` as a newcomer runs it, and what an editor and a test can ask of it."""
+
+    api: str
+    emulator: str
+    editor_key: str
+    env: dict[str, str]
+
+    def call(self, method: str, url: str, body: object | None = None, key: bool = False) -> Any:
+        headers = {"Content-Type": "application/json"} if body is not None else {}
+        if key:
+            headers["Authorization"] = f"Bearer {self.editor_key}"
+        request = urllib.request.Request(
+            url,
+            data=None if body is None else json.dumps(body).encode(),
+            headers=headers,
+            method=method,
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as error:
+            if error.code == 404:
+                return None
+            raise
+        return json.loads(raw) if raw else None
+
+    def send_alert(self, headline: str, topic: str = "israel") -> str:
+        """What the console's composer does: an alert with no hold, sent at once."""
+        alert = self.call(
+            "POST",
+            f"{self.api}/v1/alerts",
+            {
+                "headline": headline,
+                "body": "Take shelter and follow the Home Front Command's instructions.",
+                "url": f"{self.api}/demo?story={int(time.time() * 1000)}",
+                "image_url": IMAGE,
+                "topics": [topic],
+                "hold_seconds": 0,
+            },
+            key=True,
+        )
+        return str(alert["id"])
+
+    def alert(self, alert_id: str) -> dict[str, Any]:
+        found: dict[str, Any] = self.call("GET", f"{self.api}/v1/alerts/{alert_id}", key=True)
+        return found
+
+    def wait_until_sent(self, alert_id: str) -> dict[str, Any]:
+        deadline = time.monotonic() + SENT_WITHIN_S
+        while time.monotonic() < deadline:
+            alert = self.alert(alert_id)
+            if alert["status"] not in ("scheduled", "sending"):
+                return alert
+            time.sleep(0.2)
+        raise AssertionError(f"alert {alert_id} was not sent within {SENT_WITHIN_S}s")
+
+    def topics_of(self, token: str) -> list[str] | None:
+        profile = self.call("POST", f"{self.api}/v1/subscriptions/lookup", {"token": token})
+        return None if profile is None else list(profile["topics"])
+
+    def inbox_for(self, token: str) -> list[dict[str, Any]]:
+        found = self.call("POST", f"{self.emulator}/emulator/messages/search", {"token": token})
+        return list(found["messages"])
+
+    def stand_in(self) -> dict[str, Any]:
+        stats: dict[str, Any] = self.call("GET", f"{self.emulator}/emulator/stats")
+        return {**stats["webpush"], **stats["outcomes"]}
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    data = tmp_path_factory.mktemp("reader-loop")
+    api_port, emulator_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
+    env.update(
+        NOTIFIER_DATA_DIR=str(data / "var"),
+        NOTIFIER_PORT=str(api_port),
+        NOTIFIER_EMULATOR_PORT=str(emulator_port),
+        # Every test subscribes from 127.0.0.1; the limits have tests of their own.
+        NOTIFIER_RATE_LIMITS="subscriptions=10000/minute;lookup=10000/minute;opens=10000/minute",
+    )
+    log = data / "dev.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "notifier", "dev"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    api = f"http://127.0.0.1:{api_port}"
+    try:
+        wait_for_http(f"{api}/livez", timeout=60)
+        key_file = data / "var" / "dev-editor-key"
+        deadline = time.monotonic() + 30
+        while "Ctrl-C stops everything" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        emulator = f"http://127.0.0.1:{emulator_port}"
+        yield DevStack(api, emulator, key_file.read_text().strip(), env)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def reader(browser: Browser, dev: DevStack) -> Iterator[BrowserContext]:
+    """A fresh browser profile: no permission, storage or service worker carried over."""
+    ctx = browser.new_context(
+        base_url=dev.api, locale="en-GB", viewport={"width": 820, "height": 900}
+    )
+    ctx.set_default_timeout(10_000)
+    ctx.add_init_script(PERMISSION_SPY)
+    yield ctx
+    ctx.close()
+
+
+def subscribe_on_demo(reader: BrowserContext, dev: DevStack) -> Page:
+    reader.grant_permissions(["notifications"], origin=dev.api)
+    page = reader.new_page()
+    page.goto("/demo")
+    page.get_by_role("button", name="Get notifications").click()
+    expect(page.get_by_role("heading", name="You're subscribed")).to_be_visible()
+    return page
+
+
+def shown(page: Page) -> list[dict[str, Any]]:
+    """The notifications the widget's service worker has on screen."""
+    notes: list[dict[str, Any]] = page.evaluate(
+        f"""async () => {{
+          const registration = await navigator.serviceWorker.getRegistration({SCOPE!r});
+          return (await registration.getNotifications()).map((n) => ({{
+            title: n.title, body: n.body, tag: n.tag, image: n.image, data: n.data,
+          }}));
+        }}"""
+    )
+    return notes
+
+
+def wait_for_notifications(page: Page, count: int = 1) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + SENT_WITHIN_S
+    while time.monotonic() < deadline:
+        if len(shown(page)) >= count:
+            # Headless Chromium files a notification a moment after showing it (tests.browser.push).
+            page.wait_for_timeout(SETTLE_MS)
+            return shown(page)
+        page.wait_for_timeout(100)
+    raise AssertionError(f"no notification within {SENT_WITHIN_S}s")
+
+
+def push_worker(reader: BrowserContext, dev: DevStack) -> Worker:
+    [worker] = [w for w in reader.service_workers if w.url.startswith(dev.api)]
+    return worker
+
+
+def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "the condition never held"
+        time.sleep(0.1)
+
+
+def test_the_demo_shows_the_seeds_opt_in_and_asks_nothing_before_the_click(
+    reader: BrowserContext, screenshot: Screenshot
+) -> None:
+    page = reader.new_page()
+
+    page.goto("/demo")
+
+    box = widget(page)
+    expect(box.get_by_role("heading", name="Never miss breaking news on Israel")).to_be_visible()
+    expect(box).to_contain_text("Get notifications to stay updated")
+    expect(box.get_by_role("button", name="Get notifications")).to_be_visible()
+    assert permission_requests(page) == 0
+    screenshot(page, "offer")
+
+
+def test_a_reader_subscribes_and_the_editors_alert_is_shown_and_its_click_counted(
+    reader: BrowserContext, dev: DevStack, screenshot: Screenshot
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+    token = stored_token(page)
+    assert token is not None and token.startswith("webpush-")
+    assert dev.topics_of(token) == ["israel"]
+    screenshot(widget(page), "subscribed")
+    widget(page).get_by_role("button", name="Manage topics").click()
+    expect(widget(page).get_by_role("checkbox", name="Israel")).to_be_checked()
+    screenshot(widget(page), "topics")
+
+    alert_id = dev.send_alert("Sirens sound across the north")
+
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Sirens sound across the north"
+    assert note["body"].startswith("Take shelter")
+    assert note["tag"] == alert_id
+    assert note["image"] == IMAGE
+    assert [m["display"]["title"] for m in dev.inbox_for(token)] == [
+        "Sirens sound across the north"
+    ]
+    clicked = push_worker(reader, dev).evaluate(CLICK)
+    assert clicked == {"opened": [f"{dev.api}/o/{alert_id}"], "left": 0}
+    article = reader.new_page()
+    article.goto(clicked["opened"][0])
+    assert article.url.startswith(f"{dev.api}/demo?story=")
+    assert dev.alert(alert_id)["opens"] == 1
+
+
+def test_a_test_event_from_the_cli_reaches_the_subscribed_browser(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+
+    sent = subprocess.run(
+        [sys.executable, "-m", "notifier", "send-test-event", "--topic", "israel",
+         "--headline", "Sirens in the north"],
+        env=dev.env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert sent.returncode == 0, sent.stderr
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Sirens in the north"
+
+
+def test_an_open_page_moves_the_subscription_when_the_emulator_forgets_the_browser(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+    forgotten = stored_token(page)
+
+    # What a restarted emulator does to every browser: it no longer knows the token.
+    dev.call("POST", f"{dev.emulator}/emulator/webpush/unregister", {"token": forgotten})
+
+    eventually(lambda: stored_token(page) != forgotten)
+    renewed = stored_token(page)
+    assert renewed is not None and renewed.startswith("webpush-")
+    assert dev.topics_of(renewed) == ["israel"]
+    assert forgotten is not None and dev.topics_of(forgotten) is None
+    dev.send_alert("Storm warning for the coast")
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Storm warning for the coast"
+
+
+def test_a_reader_who_unsubscribed_gets_nothing(reader: BrowserContext, dev: DevStack) -> None:
+    page = subscribe_on_demo(reader, dev)
+    token = stored_token(page)
+    assert token is not None
+    page.get_by_role("button", name="Turn off notifications").click()
+    expect(widget(page).get_by_role("button", name="Get notifications")).to_be_visible()
+    # Someone still subscribed, so the alert is really sent and finishes.
+    control = f"control-device-{time.monotonic_ns()}"
+    dev.call(
+        "POST",
+        f"{dev.api}/v1/subscriptions",
+        {"token": control, "platform": "android", "topics": ["israel"]},
+    )
+
+    alert_id = dev.send_alert("Markets close sharply lower")
+
+    assert dev.wait_until_sent(alert_id)["counts"]["sent"] >= 1
+    eventually(lambda: len(dev.inbox_for(control)) == 1)
+    page.wait_for_timeout(1_000)
+    assert shown(page) == []
+    assert dev.inbox_for(token) == []
+    assert dev.topics_of(token) is None
+
+
+def test_a_reader_who_denies_permission_leaves_nothing_behind(
+    reader: BrowserContext, dev: DevStack, screenshot: Screenshot
+) -> None:
+    before = dev.stand_in()["registrations"]
+    page = reader.new_page()
+    page.goto("/demo")
+    page.evaluate("Notification.requestPermission = async () => 'denied'")
+
+    page.get_by_role("button", name="Get notifications").click()
+
+    expect(page.get_by_role("heading", name="Notifications are blocked")).to_be_visible()
+    assert stored_token(page) is None
+    assert page.evaluate(f"localStorage.getItem({STAND_IN_TOKEN_KEY!r})") is None
+    assert dev.stand_in()["registrations"] == before
+    screenshot(widget(page), "denied")
+
+
+def test_a_second_tab_does_not_show_the_notification_twice(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    first = subscribe_on_demo(reader, dev)
+    second = reader.new_page()
+    second.goto("/demo")
+    expect(second.get_by_role("heading", name="You're subscribed")).to_be_visible()
+    delivered = dev.stand_in()["webpush_delivered"]
+
+    dev.send_alert("Ceasefire talks resume in Cairo")
+
+    assert len(wait_for_notifications(first)) == 1
+    first.wait_for_timeout(1_000)
+    assert len(shown(first)) == 1
+    # One stream per browser: the tab holding it got the push, the other waits to take over.
+    assert dev.stand_in()["webpush_delivered"] == delivered + 1
+    first.close()
+    dev.send_alert("Envoys agree on a six-week pause")
+    eventually(lambda: len(shown(second)) == 2, timeout_s=SENT_WITHIN_S)
+
+
+def test_a_page_of_another_origin_cannot_read_a_readers_stream(
+    reader: BrowserContext, dev: DevStack, news_site: NewsSite
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+    token = stored_token(page)
+    opened = dev.stand_in()["webpush_streams_opened"]
+    news_site.publish(api=dev.api, article="/elsewhere")
+    other = reader.new_page()
+    other.goto(news_site.url + "/elsewhere")
+
+    attempts = other.evaluate(
+        """async ({ emulator, token }) => {
+          const url = `${emulator}/emulator/webpush/stream`;
+          const body = JSON.stringify({ token });
+          const results = {};
+          try {
+            const response = await fetch(url, {
+              method: "POST", body, headers: { "Content-Type": "application/json" },
+            });
+            results.cors = `read ${response.status}: ${await response.text()}`;
+          } catch (error) {
+            results.cors = `blocked: ${error.name}`;
+          }
+          // A request the browser sends without asking first; its answer stays opaque.
+          const blind = await fetch(url, { method: "POST", body, mode: "no-cors" });
+          results.noCors = blind.type;
+          return results;
+        }""",
+        {"emulator": dev.emulator, "token": token},
+    )
+
+    assert attempts == {"cors": "blocked: TypeError", "noCors": "opaque"}
+    assert dev.stand_in()["webpush_streams_opened"] == opened
+    alert_id = dev.send_alert("Rail line reopens after storm")
+    [note] = wait_for_notifications(page)
+    assert note["tag"] == alert_id
+
+
+def test_a_production_page_never_loads_or_calls_the_stand_in(
+    page: Page, context: BrowserContext, notifier: Notifier
+) -> None:
+    """With FCM credentials (the suite's other API) the widget takes the Firebase path only."""
+    requested: list[str] = []
+    context.on("request", lambda request: requested.append(request.url))
+
+    subscribe(page, context, notifier.url)
+
+    assert any("/widget/vendor/firebase/" in url for url in requested)
+    assert not [url for url in requested if "standin" in url or "/emulator/" in url]
+    assert "standin" not in page.content()
+
+
+HAND_OVER_TWICE = """
+async (push) => {
+  const registration = await navigator.serviceWorker.getRegistration("/notifier-push/");
+  const message = { type: "notifier:stand-in-push", id: "projects/p/messages/0:1", push };
+  registration.active.postMessage(message);
+  registration.active.postMessage(message);
+}
+"""
+
+
+def test_the_worker_shows_a_handed_over_push_once_however_many_tabs_hand_it_over(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    page = subscribe_on_demo(reader, dev)
+    worker = push_worker(reader, dev)
+    worker.evaluate(COUNT_SHOWN)
+
+    page.evaluate(HAND_OVER_TWICE, fcm_web_push("a1", title="Once", body="b", url=dev.api))
+
+    eventually(lambda: worker.evaluate("self.__notificationsShown") == 1)
+    page.wait_for_timeout(500)
+    assert worker.evaluate("self.__notificationsShown") == 1
+
+
+def test_a_production_worker_ignores_pushes_handed_over_by_a_page(
+    page: Page, context: BrowserContext, notifier: Notifier
+) -> None:
+    subscribe(page, context, notifier.url)
+    [worker] = [w for w in context.service_workers if w.url.startswith(notifier.url)]
+    worker.evaluate(COUNT_SHOWN)
+
+    page.evaluate(HAND_OVER_TWICE, fcm_web_push("a1", title="Forged", body="b", url=notifier.url))
+
+    page.wait_for_timeout(1_000)
+    assert worker.evaluate("self.__notificationsShown") == 0
+    assert (
+        page.evaluate(
+            "async () => (await (await navigator.serviceWorker.getRegistration('/notifier-push/'))"
+            ".getNotifications()).length"
+        )
+        == 0
+    )
