@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import func, select
@@ -27,9 +28,11 @@ from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.core.models import Alert
 from notifier.core.settings import Settings
+from notifier.http import openapi
 from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
+from tests.test_openapi import assert_documented
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
 HOLD_SECONDS = 90
@@ -491,3 +494,23 @@ def test_concurrent_retries_with_one_idempotency_key_answer_the_same_alert(
     assert [a.status_code for a in answers] == [201, 201]
     assert len({a.json["id"] for a in answers if a.json}) == 1
     assert alerts_of(runtime, data["id"]) == 1
+
+
+# --- the description ------------------------------------------------------------------------------
+
+
+def test_answers_match_the_openapi_description(
+    client: FlaskClient, keys: dict[str, str], publisher: RecordingPublisher
+) -> None:
+    spec = yaml.safe_load(openapi.spec_bytes())
+    editor = auth(keys["editor"])
+    calm, breaking = publish(client), publish(client, breaking=True)
+    item = "/v1/articles/{article_id}/alert"
+
+    assert_documented(spec, "/v1/articles", "GET", client.get("/v1/articles", headers=editor))
+    assert_documented(spec, item, "POST", flag(client, keys["editor"], calm["id"]))
+    assert_documented(spec, item, "POST", flag(client, keys["editor"], breaking["id"]))
+    assert_documented(spec, item, "POST", flag(client, keys["editor"], "nope"))
+    assert_documented(spec, item, "POST", flag(client, keys["editor"], calm["id"], {"x": 1}))
+    missing = client.get("/v1/articles?before=nope", headers=editor)
+    assert_documented(spec, "/v1/articles", "GET", missing)
