@@ -135,3 +135,19 @@ def test_a_headline_from_the_cms_is_shown_as_text(stack: Stack, browsing: Browsi
     page.get_by_role("button", name="Back to a manual alert").click()
     expect(page.locator("#compose-title")).to_have_text("Send a manual alert")
     assert page.locator("#f-headline").input_value() == ""
+
+
+def test_an_ops_key_is_told_articles_are_for_editors_and_keeps_the_console(
+    stack: Stack, browsing: Browsing, ops_key: str
+) -> None:
+    publish(stack, headline="Not for ops to flag")
+    stack.post_alert(headline="Watched by ops", hold_seconds=600)
+    page = browsing.page
+    browsing.open("/console", ops_key)
+    expect(page.locator("#articles-message")).to_have_text(
+        "Articles are listed for editor keys only."
+    )
+    expect(page.locator("#hold-list li", has_text="Watched by ops")).to_be_visible()
+    expect(page.locator("#article-list li")).to_have_count(0)
+    expect(page.locator("#app")).to_be_visible()  # a 403 on articles does not sign out
+    browsing.screenshot("console-articles-ops-key")

@@ -223,7 +223,7 @@ async function refreshArticles() {
       // An ops key may watch alerts but not flag stories; say so instead of signing out.
       $("article-list").replaceChildren();
       $("articles-empty").hidden = true;
-      message.className = "message";
+      message.className = "empty";
       setText(message, "Articles are listed for editor keys only.");
       message.hidden = false;
       return;
