@@ -12,6 +12,7 @@ from notifier.core.logs import bind, clear, configure_logging
 from notifier.core.settings import Settings
 from notifier.http import (
     alerts,
+    articles,
     context,
     cors,
     events,
@@ -53,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(subscriptions.bp)
     app.register_blueprint(events.bp)
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(articles.bp)
     app.register_blueprint(ops.bp)
     app.register_blueprint(openapi.bp)
     app.register_blueprint(pages.bp)

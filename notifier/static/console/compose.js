@@ -2,6 +2,10 @@
 // never create two alerts. Each submission carries an Idempotency-Key that is kept until the
 // alert is created or the form changes, so a double click or a retry after a timeout is answered
 // with the same alert instead of a second one reaching every phone.
+//
+// The same form sends a stored article as breaking: opened from "Recent articles", it is filled
+// with the article's text and sends to POST /v1/articles/{id}/alert, which links the alert to
+// the article (so unpublishing it cancels the alert, and the article gets one alert at most).
 
 import { api, ApiError, describeError, newIdempotencyKey, serverNow } from "../common/api.js";
 import { h, setText, timeOfDay } from "../common/dom.js";
@@ -11,6 +15,7 @@ const $ = (id) => document.getElementById(id);
 
 async function loadTopics() {
   const list = $("topic-list");
+  // Rendered once (a failure leaves the message), so a caller can wait for the boxes to exist.
   try {
     const { topics } = await api("/v1/topics");
     list.replaceChildren(
@@ -49,14 +54,21 @@ function readDraft(form) {
   if (text("image_url") && !isWebUrl(text("image_url")))
     return { problem: "The image URL must start with https://.", field: "f-image" };
   if (!draft.topics.length) return { problem: "Choose at least one topic.", field: "topic-list" };
-  if (text("body")) draft.body = text("body");
-  if (text("image_url")) draft.image_url = text("image_url");
+  // Sent as null when empty: for an article, leaving them out would mean "take the article's".
+  draft.body = text("body") || null;
+  draft.image_url = text("image_url") || null;
   if (text("hold_seconds") !== "") draft.hold_seconds = Number(text("hold_seconds"));
   if (text("ttl_minutes") !== "") draft.ttl_seconds = Number(text("ttl_minutes")) * 60;
   return { draft };
 }
 
-/** Wire the form once; `onCreated()` refreshes the lists, `onAuthError(e)` signs out on a 401. */
+const MANUAL = { title: "Send a manual alert", button: "Send alert" };
+const FROM_ARTICLE = { title: "Send a story as breaking", button: "Send as breaking" };
+
+/**
+ * Wire the form once; `onCreated()` refreshes the lists, `onAuthError(e)` signs out on a 401.
+ * Returns `startFromArticle(article)`, which fills the form from an article of GET /v1/articles.
+ */
 export function setupCompose({ onCreated, onAuthError }) {
   const form = $("compose");
   const button = $("send");
@@ -64,6 +76,15 @@ export function setupCompose({ onCreated, onAuthError }) {
   const preview = createPreviews($("previews"));
   let idempotencyKey = null;
   let submitting = false;
+  let article = null; // the article being sent as breaking, or null for a manual alert
+
+  const showMode = () => {
+    const words = article ? FROM_ARTICLE : MANUAL;
+    setText($("compose-title"), words.title);
+    setText(button, words.button);
+    $("from-article").hidden = !article;
+    setText($("from-article-headline"), article ? `“${article.headline}”` : "");
+  };
 
   const tell = (text, kind) => {
     message.className = `message ${kind}`;
@@ -96,8 +117,14 @@ export function setupCompose({ onCreated, onAuthError }) {
     button.disabled = true;
     idempotencyKey ??= newIdempotencyKey();
     tell("Sending…", "");
+    const path = article ? `/v1/articles/${encodeURIComponent(article.id)}/alert` : "/v1/alerts";
+    if (!article) {
+      // A manual alert has no article to inherit from: empty means "none" by leaving it out.
+      if (draft.body === null) delete draft.body;
+      if (draft.image_url === null) delete draft.image_url;
+    }
     try {
-      const alert = await api("/v1/alerts", {
+      const alert = await api(path, {
         method: "POST",
         body: draft,
         headers: { "Idempotency-Key": idempotencyKey },
@@ -112,17 +139,53 @@ export function setupCompose({ onCreated, onAuthError }) {
       );
       form.reset();
       idempotencyKey = null;
+      article = null;
+      showMode();
       showPreview();
       onCreated();
     } catch (error) {
       if (error instanceof ApiError && error.status === 401) onAuthError(error);
       else tell(describeError(error), "error"); // the key is kept: sending again is a safe retry
+      // Someone else alerted the article meanwhile: the list shows that alert at once.
+      if (article && error instanceof ApiError && error.status === 409) onCreated();
     } finally {
       submitting = false;
       button.disabled = false;
     }
   });
 
-  loadTopics();
+  const clearArticle = () => {
+    article = null;
+    idempotencyKey = null;
+    form.reset();
+    tell("", "");
+    showMode();
+    showPreview();
+    $("f-headline").focus();
+  };
+  $("from-article-clear").addEventListener("click", clearArticle);
+
+  const topicsLoaded = loadTopics();
   showPreview();
+
+  return {
+    async startFromArticle(chosen) {
+      await topicsLoaded;
+      form.reset();
+      article = chosen;
+      idempotencyKey = null; // another article, another alert
+      $("f-headline").value = chosen.headline;
+      $("f-body").value = chosen.summary || "";
+      $("f-url").value = chosen.url;
+      $("f-image").value = chosen.image_url || "";
+      for (const box of form.querySelectorAll('input[name="topics"]')) {
+        box.checked = chosen.topics.includes(box.value);
+      }
+      tell("", "");
+      showMode();
+      showPreview();
+      form.scrollIntoView({ block: "nearest" });
+      $("f-headline").focus();
+    },
+  };
 }

@@ -1,5 +1,6 @@
-// The editors' console: alerts in their hold window (countdown, Cancel, Send now), recent alerts
-// with their delivery, and the manual alert form with its previews. Refreshes itself every 2 s.
+// The editors' console: alerts in their hold window (countdown, Cancel, Send now), the CMS's
+// recent articles (to send one as breaking), recent alerts with their delivery, and the alert
+// form with its previews. Refreshes itself every 2 s.
 
 import { api, ApiError, describeError, serverNow } from "../common/api.js";
 import {
@@ -14,6 +15,7 @@ import {
   timeOfDay,
 } from "../common/dom.js";
 import { gate, poll } from "../common/session.js";
+import { renderArticles } from "./articles.js";
 import { setupCompose } from "./compose.js";
 
 const REFRESH_MS = 2000;
@@ -203,6 +205,33 @@ function renderRecent(alerts) {
   $("recent-empty").hidden = alerts.length > 0;
 }
 
+// ---- recent articles -------------------------------------------------------------------------
+
+let composer = null;
+
+/** The articles panel: its own call, so a key that may not list articles loses only this panel. */
+async function refreshArticles() {
+  const message = $("articles-message");
+  try {
+    const { articles } = await api("/v1/articles?limit=20");
+    renderArticles($("article-list"), $("articles-empty"), articles, (article) =>
+      composer.startFromArticle(article),
+    );
+    message.hidden = true;
+  } catch (error) {
+    if (error instanceof ApiError && error.status === 403) {
+      // An ops key may watch alerts but not flag stories; say so instead of signing out.
+      $("article-list").replaceChildren();
+      $("articles-empty").hidden = true;
+      message.className = "empty";
+      setText(message, "Articles are listed for editor keys only.");
+      message.hidden = false;
+      return;
+    }
+    throw error;
+  }
+}
+
 // ---- the loop --------------------------------------------------------------------------------
 
 async function refresh() {
@@ -210,6 +239,7 @@ async function refresh() {
     const [held, recent] = await Promise.all([
       api("/v1/alerts?status=scheduled&limit=50"),
       api("/v1/alerts?limit=20"),
+      refreshArticles(),
     ]);
     renderHold(held.alerts);
     renderRecent(recent.alerts);
@@ -237,4 +267,7 @@ signOut = gate({
   },
 });
 
-setupCompose({ onCreated: refresh, onAuthError: (error) => signOut(describeError(error)) });
+composer = setupCompose({
+  onCreated: refresh,
+  onAuthError: (error) => signOut(describeError(error)),
+});
