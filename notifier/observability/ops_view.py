@@ -1,4 +1,4 @@
-"""The ops view: queues, workers, alerts in flight and the sweeper, assembled from broker and DB."""
+"""The ops view: queues, workers, alerts in flight and just finished, the sweeper; broker and DB."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from notifier.alerts.opens import open_rate
 from notifier.alerts.service import pending_count
 from notifier.core.counters import minutes_since
 from notifier.core.models import Alert, Batch, Heartbeat, utcnow
@@ -44,6 +45,40 @@ def alerts_in_flight(session: Session, now: datetime) -> list[dict[str, Any]]:
             }
         )
     return result
+
+
+RECENT_ALERTS = 10
+
+
+def recent_alerts(session: Session, limit: int = RECENT_ALERTS) -> list[dict[str, Any]]:
+    """The last finished alerts (sent, failed, expired, cancelled), newest first.
+
+    Opens keep arriving long after a send finishes (readers click a notification hours later),
+    so this is where ops watch an alert's reach once it has left "in flight". Test sends go to
+    editors' own devices and would only skew the open rate, so they are left out.
+    """
+    rows = session.scalars(
+        select(Alert)
+        .where(Alert.finished_at.is_not(None), Alert.test_only.is_(False))
+        .order_by(Alert.finished_at.desc(), Alert.id)
+        .limit(limit)
+    ).all()
+    return [
+        {
+            "id": alert.id,
+            "headline": alert.headline,
+            "status": alert.status,
+            "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,
+            "audience": alert.audience,
+            "sent": alert.sent,
+            "failed": alert.failed,
+            "pruned": alert.pruned,
+            "cancelled": alert.cancelled,
+            "opens": alert.opens,
+            "open_rate": open_rate(alert.opens, alert.sent),
+        }
+        for alert in rows
+    ]
 
 
 def oldest_pending_age(session: Session, now: datetime) -> float:
@@ -113,6 +148,7 @@ def snapshot(
         "queues": [q.as_json() for q in broker.queues],
         "workers": seen,
         "alerts_in_flight": alerts_in_flight(session, now),
+        "recent_alerts": recent_alerts(session),
         "alerts_by_status": alerts_by_status(session),
         "oldest_pending_age_seconds": round(oldest_pending_age(session, now), 1),
         "sweeper": sweeper_state(session, now),

@@ -89,3 +89,29 @@ def test_the_dashboard_follows_a_live_alert_and_charts_what_was_sent(
     expect(page.locator("#error-chart circle.point").first).to_be_attached()
     expect(page.locator("#statuses")).to_contain_text("sent 1")
     browsing.screenshot("dashboard-after-send")
+
+
+def test_recent_alerts_show_a_finished_alerts_opens_as_readers_click(
+    stack: Stack, browsing: Browsing, ops_key: str
+) -> None:
+    for n in range(3):
+        subscribe(stack, f"recent-dash-{n:02d}-APA91b{'x' * 20}", ["israel"])
+    stack.start_worker(concurrency=1)
+    alert = stack.post_alert(headline="Polls close in the north", hold_seconds=0)
+    assert stack.wait_for_status(alert["id"])["counts"]["sent"] == 3
+    browsing.open("/dashboard", ops_key)
+    row = browsing.page.locator("#recent-rows tr", has_text="Polls close in the north")
+    expect(row.locator(".badge")).to_have_text("sent")
+    expect(row.locator(".n-sent")).to_have_text("3")
+    expect(row.locator(".n-opens")).to_have_text("0")
+    expect(row.locator(".n-open-rate")).to_have_text("0.0%")
+    expect(browsing.page.locator("#recent-empty")).to_be_hidden()
+
+    for _ in range(2):  # two readers click the notification: GET /o/{alert}, as the browser does
+        assert stack.client.get(f"/o/{alert['id']}").status_code == 302
+
+    # The page refreshes itself: no reload.
+    expect(row.locator(".n-opens")).to_have_text("2")
+    expect(row.locator(".n-open-rate")).to_have_text("66.7%")
+    expect(browsing.page.locator("#flight-empty")).to_be_visible()
+    browsing.screenshot("dashboard-recent-alerts-opens")

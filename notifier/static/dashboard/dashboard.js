@@ -1,6 +1,7 @@
-// The ops dashboard: what the pipeline is doing now (queues, workers, alerts in flight, sweeper)
-// and over the last hour (throughput, error rate). Polls GET /v1/ops/queues and
-// /v1/ops/throughput every 2 s and says when its numbers are stale.
+// The ops dashboard: what the pipeline is doing now (queues, workers, alerts in flight, sweeper),
+// over the last hour (throughput, error rate) and what finished last (recent alerts and their
+// opens). Polls GET /v1/ops/queues and /v1/ops/throughput every 2 s and says when its numbers
+// are stale.
 
 import { api, ApiError, describeError } from "../common/api.js";
 import {
@@ -144,6 +145,43 @@ function updateFlightRow(row, alert) {
   setText(row.querySelector(".pending"), count(alert.pending));
 }
 
+function recentRow(alert) {
+  return h(
+    "tr",
+    {},
+    h(
+      "td",
+      {},
+      h("div", { className: "headline" }),
+      h("div", { className: "small meta" }, h("span", { className: "badge" }), " ", h("span")),
+    ),
+    h("td", { className: "num n-audience" }),
+    h("td", { className: "num n-sent" }),
+    h("td", { className: "num n-failed" }),
+    h("td", { className: "num n-pruned" }),
+    h("td", { className: "num n-opens" }),
+    h("td", { className: "num n-open-rate" }),
+  );
+}
+
+// Count cells are "n-<field>": a bare "sent" would also match the status badge's class.
+function updateRecentRow(row, alert) {
+  setText(row.querySelector(".headline"), alert.headline);
+  const badge = row.querySelector(".badge");
+  badge.className = `badge ${alert.status}`;
+  setText(badge, alert.status);
+  const finished = (Date.now() - Date.parse(alert.finished_at)) / 1000;
+  setText(row.querySelector(".meta span:last-child"), `finished ${age(finished)} ago`);
+  for (const key of ["audience", "sent", "failed", "pruned", "opens"]) {
+    setText(row.querySelector(`.n-${key}`), count(alert[key]));
+  }
+  // No rate before anything was sent: "—" rather than a misleading 0%.
+  setText(
+    row.querySelector(".n-open-rate"),
+    alert.open_rate === null ? "—" : percent(alert.open_rate, 1),
+  );
+}
+
 function renderQueues(view) {
   const queueRow = () =>
     h(
@@ -209,6 +247,8 @@ async function refresh() {
     renderCharts(throughput.minutes);
     syncChildren($("flight-rows"), view.alerts_in_flight, (a) => a.id, flightRow, updateFlightRow);
     $("flight-empty").hidden = view.alerts_in_flight.length > 0;
+    syncChildren($("recent-rows"), view.recent_alerts, (a) => a.id, recentRow, updateRecentRow);
+    $("recent-empty").hidden = view.recent_alerts.length > 0;
     renderQueues(view);
     setText($("updated"), `Updated ${new Date(view.generated_at).toLocaleTimeString()}`);
     $("updated").classList.remove("stale");
