@@ -2,8 +2,11 @@
 
 One API (werkzeug in a thread of this process, on SQLite) serves the whole session, so tests can
 look in its database directly; each test starts with an empty database and a fresh browser
-context (no permissions, storage or service workers carried over). Chromium is Debian's
-``/usr/bin/chromium``; without it these tests skip, or fail when NOTIFIER_REQUIRE_SERVICES=1.
+context (no permissions, storage or service workers carried over). That API is configured as
+production (FCM credentials). The reader's loop on the ``make run`` stack uses ``dev`` instead:
+``notifier dev`` as a child process, one for the session (tests/browser/devstack.py), and
+``reader``, a fresh browser profile on it. Chromium is Debian's ``/usr/bin/chromium``; without it
+these tests skip, or fail when NOTIFIER_REQUIRE_SERVICES=1.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from notifier.emulator.service_account import write_service_account
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
 from notifier.subscriptions import service as subscriptions
+from tests.browser.devstack import DevStack, run_dev_stack
 from tests.browser.fakes import FAKE_PUSH_SERVICE, PERMISSION_SPY, FakeFirebase
 from tests.browser.site import NewsSite
 from tests.conftest import make_settings, truncate_all
@@ -150,6 +154,28 @@ def context(
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
+    """``notifier dev`` as a newcomer starts it, shared by the session's reader-loop tests.
+
+    Tests never empty it: each makes its own readers, tokens and headlines, and looks for those.
+    """
+    with run_dev_stack(tmp_path_factory.mktemp("reader-loop")) as stack:
+        yield stack
+
+
+@pytest.fixture
+def reader(browser: Browser, dev: DevStack) -> Iterator[BrowserContext]:
+    """A fresh browser profile on the dev stack: no permission, storage or service worker."""
+    ctx = browser.new_context(
+        base_url=dev.api, locale="en-GB", viewport={"width": 820, "height": 900}
+    )
+    ctx.set_default_timeout(10_000)
+    ctx.add_init_script(PERMISSION_SPY)
+    yield ctx
+    ctx.close()
 
 
 @pytest.fixture

@@ -13,200 +13,31 @@ tries to hand over.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import pytest
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, Worker, expect
+from playwright.sync_api import BrowserContext, Locator, Page, expect
 
 from tests.browser.conftest import Notifier
-from tests.browser.fakes import PERMISSION_SPY
-from tests.browser.push import CLICK, COUNT_SHOWN, SCOPE, SETTLE_MS, fcm_web_push
+from tests.browser.devstack import (
+    IMAGE,
+    SENT_WITHIN_S,
+    STAND_IN_TOKEN_KEY,
+    DevStack,
+    eventually,
+    push_worker,
+    shown,
+    subscribe_on_demo,
+    wait_for_notifications,
+)
+from tests.browser.push import CLICK, COUNT_SHOWN, fcm_web_push
 from tests.browser.reader import permission_requests, stored_token, subscribe, widget
 from tests.browser.site import NewsSite
-from tests.support import free_port, wait_for_http
 
 Screenshot = Callable[[Page | Locator, str], Path]
-STAND_IN_TOKEN_KEY = "notifier:stand-in-token"
-IMAGE = "https://news.example/picture.jpg"
-SENT_WITHIN_S = 30.0
-
-
-@dataclass
-class DevStack:
-    """``notifier dev`` as a newcomer runs it, and what an editor and a test can ask of it."""
-
-    api: str
-    emulator: str
-    editor_key: str
-    env: dict[str, str]
-
-    def call(self, method: str, url: str, body: object | None = None, key: bool = False) -> Any:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        if key:
-            headers["Authorization"] = f"Bearer {self.editor_key}"
-        request = urllib.request.Request(
-            url,
-            data=None if body is None else json.dumps(body).encode(),
-            headers=headers,
-            method=method,
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                raw = response.read()
-        except urllib.error.HTTPError as error:
-            if error.code == 404:
-                return None
-            raise
-        return json.loads(raw) if raw else None
-
-    def send_alert(self, headline: str, topic: str = "israel") -> str:
-        """What the console's composer does: an alert with no hold, sent at once."""
-        alert = self.call(
-            "POST",
-            f"{self.api}/v1/alerts",
-            {
-                "headline": headline,
-                "body": "Take shelter and follow the Home Front Command's instructions.",
-                "url": f"{self.api}/demo?story={int(time.time() * 1000)}",
-                "image_url": IMAGE,
-                "topics": [topic],
-                "hold_seconds": 0,
-            },
-            key=True,
-        )
-        return str(alert["id"])
-
-    def alert(self, alert_id: str) -> dict[str, Any]:
-        found: dict[str, Any] = self.call("GET", f"{self.api}/v1/alerts/{alert_id}", key=True)
-        return found
-
-    def wait_until_sent(self, alert_id: str) -> dict[str, Any]:
-        deadline = time.monotonic() + SENT_WITHIN_S
-        while time.monotonic() < deadline:
-            alert = self.alert(alert_id)
-            if alert["status"] not in ("scheduled", "sending"):
-                return alert
-            time.sleep(0.2)
-        raise AssertionError(f"alert {alert_id} was not sent within {SENT_WITHIN_S}s")
-
-    def topics_of(self, token: str) -> list[str] | None:
-        profile = self.call("POST", f"{self.api}/v1/subscriptions/lookup", {"token": token})
-        return None if profile is None else list(profile["topics"])
-
-    def inbox_for(self, token: str) -> list[dict[str, Any]]:
-        found = self.call("POST", f"{self.emulator}/emulator/messages/search", {"token": token})
-        return list(found["messages"])
-
-    def stand_in(self) -> dict[str, Any]:
-        stats: dict[str, Any] = self.call("GET", f"{self.emulator}/emulator/stats")
-        return {**stats["webpush"], **stats["outcomes"]}
-
-
-@pytest.fixture(scope="module")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    data = tmp_path_factory.mktemp("reader-loop")
-    api_port, emulator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(
-        NOTIFIER_DATA_DIR=str(data / "var"),
-        NOTIFIER_PORT=str(api_port),
-        NOTIFIER_EMULATOR_PORT=str(emulator_port),
-        # Every test subscribes from 127.0.0.1; the limits have tests of their own.
-        NOTIFIER_RATE_LIMITS="subscriptions=10000/minute;lookup=10000/minute;opens=10000/minute",
-    )
-    log = data / "dev.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "notifier", "dev"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        wait_for_http(f"{api}/livez", timeout=60)
-        key_file = data / "var" / "dev-editor-key"
-        deadline = time.monotonic() + 30
-        while "Ctrl-C stops everything" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
-        emulator = f"http://127.0.0.1:{emulator_port}"
-        yield DevStack(api, emulator, key_file.read_text().strip(), env)
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
-@pytest.fixture
-def reader(browser: Browser, dev: DevStack) -> Iterator[BrowserContext]:
-    """A fresh browser profile: no permission, storage or service worker carried over."""
-    ctx = browser.new_context(
-        base_url=dev.api, locale="en-GB", viewport={"width": 820, "height": 900}
-    )
-    ctx.set_default_timeout(10_000)
-    ctx.add_init_script(PERMISSION_SPY)
-    yield ctx
-    ctx.close()
-
-
-def subscribe_on_demo(reader: BrowserContext, dev: DevStack) -> Page:
-    reader.grant_permissions(["notifications"], origin=dev.api)
-    page = reader.new_page()
-    page.goto("/demo")
-    page.get_by_role("button", name="Get notifications").click()
-    expect(page.get_by_role("heading", name="You're subscribed")).to_be_visible()
-    return page
-
-
-def shown(page: Page) -> list[dict[str, Any]]:
-    """The notifications the widget's service worker has on screen."""
-    notes: list[dict[str, Any]] = page.evaluate(
-        f"""async () => {{
-          const registration = await navigator.serviceWorker.getRegistration({SCOPE!r});
-          return (await registration.getNotifications()).map((n) => ({{
-            title: n.title, body: n.body, tag: n.tag, image: n.image, data: n.data,
-          }}));
-        }}"""
-    )
-    return notes
-
-
-def wait_for_notifications(page: Page, count: int = 1) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + SENT_WITHIN_S
-    while time.monotonic() < deadline:
-        if len(shown(page)) >= count:
-            # Headless Chromium files a notification a moment after showing it (tests.browser.push).
-            page.wait_for_timeout(SETTLE_MS)
-            return shown(page)
-        page.wait_for_timeout(100)
-    raise AssertionError(f"no notification within {SENT_WITHIN_S}s")
-
-
-def push_worker(reader: BrowserContext, dev: DevStack) -> Worker:
-    [worker] = [w for w in reader.service_workers if w.url.startswith(dev.api)]
-    return worker
-
-
-def eventually(condition: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "the condition never held"
-        time.sleep(0.1)
 
 
 def test_the_demo_shows_the_seeds_opt_in_and_asks_nothing_before_the_click(
