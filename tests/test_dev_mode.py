@@ -49,6 +49,8 @@ def test_a_signed_event_lands_in_the_emulator_inbox_in_embedded_mode(tmp_path: P
         banner = log.read_text()
         assert f"API             {api}" in banner
         assert "webhook secret  whsec_" in banner
+        # Where a newcomer sees the open a notification's click counted.
+        assert f"'Recent alerts' on the\ndashboard ({api}/dashboard, Opens" in banner
 
         post_json(
             f"{api}/v1/subscriptions",

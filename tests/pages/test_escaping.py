@@ -19,6 +19,10 @@ def assert_nothing_ran(page: Page) -> None:
     assert page.locator("script:not([src])").count() == 0
 
 
+def editor(stack: Stack) -> dict[str, str]:
+    return {"Authorization": f"Bearer {stack.editor_key}"}
+
+
 def test_a_headline_with_markup_is_shown_as_text_on_the_console_and_the_dashboard(
     stack: Stack, browsing: Browsing
 ) -> None:
@@ -38,8 +42,12 @@ def test_a_headline_with_markup_is_shown_as_text_on_the_console_and_the_dashboar
     assert_nothing_ran(page)
     browsing.screenshot("console-escaped-headline")
 
+    held = stack.client.get("/v1/alerts?status=scheduled", headers=editor(stack)).json["alerts"]
+    cancelled = stack.client.post(f"/v1/alerts/{held[0]['id']}/cancel", headers=editor(stack))
+    assert cancelled.status_code == 200  # finished: listed under the dashboard's recent alerts
     page.get_by_role("link", name="Dashboard").click()  # the key stays with the tab
 
     expect(page.locator("#flight-rows .headline")).to_have_text(HOSTILE)
+    expect(page.locator("#recent-rows .headline")).to_have_text(HOSTILE)
     assert_nothing_ran(page)
     browsing.screenshot("dashboard-escaped-headline")
