@@ -72,7 +72,15 @@ def beat(loglevel: str) -> None:
 @main.command("fcm-emulator", help="Run the FCM emulator (firebase-admin talks to it).")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="default 9099")
 @click.option("--host", default="127.0.0.1", show_default=True)
-def fcm_emulator(port: int | None, host: str) -> None:
+@click.option(
+    "--quota-per-minute",
+    type=click.IntRange(min=0),
+    default=0,
+    metavar="N",
+    help="Answer 429 QUOTA_EXCEEDED over N sends per project in any 60 s, as FCM does "
+    "(0: no quota).",
+)
+def fcm_emulator(port: int | None, host: str, quota_per_minute: int) -> None:
     settings = get_settings()
     from notifier.emulator.server import run_emulator
     from notifier.http.widget import stand_in_origins
@@ -83,6 +91,7 @@ def fcm_emulator(port: int | None, host: str) -> None:
         project_id=settings.fcm_project_id,
         # The widget's web push stand-in may be used from this API's pages (and CORS sites').
         allowed_origins=stand_in_origins(settings),
+        quota_per_minute=quota_per_minute,
     )
 
 

@@ -23,8 +23,28 @@ def main(argv: list[str] | None = None) -> None:
         metavar="ORIGIN",
         help="a page origin whose browsers may use the web push stand-in (repeatable)",
     )
+    parser.add_argument(
+        "--quota-per-minute",
+        type=_non_negative,
+        default=0,
+        metavar="N",
+        help="answer 429 QUOTA_EXCEEDED over N sends per project in any 60 s (0: no quota)",
+    )
     args = parser.parse_args(argv)
-    run_emulator(args.host, args.port, args.project, args.capacity, args.allow_origin)
+    run_emulator(
+        args.host,
+        args.port,
+        args.project,
+        args.capacity,
+        args.allow_origin,
+        quota_per_minute=args.quota_per_minute,
+    )
+
+
+def _non_negative(raw: str) -> int:
+    if not raw.isdigit():
+        raise argparse.ArgumentTypeError("must be a non-negative integer")
+    return int(raw)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from notifier.emulator.errors import (
     rpc_error_response,
 )
 from notifier.emulator.oauth import AccessTokenChecker, token_endpoint
+from notifier.emulator.quota import parse_quota_body
 from notifier.emulator.state import DEFAULT_CAPACITY, STATE_KEY, EmulatorState, Faults
 from notifier.emulator.validation import parse_send_request
 from notifier.emulator.webpush import STAND_IN_KEY, add_stand_in
@@ -93,6 +94,12 @@ async def send_message(request: web.Request) -> web.Response:
         if injected == "QUOTA_EXCEEDED" and retry_after is None:
             retry_after = _DEFAULT_QUOTA_RETRY_AFTER
         return fcm_error_response(_FAULT_PROBLEMS[injected], retry_after)
+    # After the injected faults (a server failing before it counts anything), before the message
+    # is read: FCM counts every send it looks at against the quota, 4xx answers included.
+    quota_retry_after = state.quota.admit(project)
+    if quota_retry_after is not None:
+        state.stats["QUOTA_EXCEEDED"] += 1
+        return fcm_error_response(_FAULT_PROBLEMS["QUOTA_EXCEEDED"], quota_retry_after)
 
     parsed = parse_send_request(await request.read())
     if isinstance(parsed, FcmProblem):
@@ -135,6 +142,22 @@ async def set_faults(request: web.Request) -> web.Response:
 
 async def get_faults(request: web.Request) -> web.Response:
     return _json(request.app[STATE_KEY].faults.to_json())
+
+
+async def set_quota(request: web.Request) -> web.Response:
+    """``POST /emulator/quota {"per_minute": N|0|null}``: a new quota, every window emptied."""
+    try:
+        per_minute = parse_quota_body(await request.json())
+    except ValueError as exc:
+        return _json({"error": str(exc)}, status=400)
+    quota = request.app[STATE_KEY].quota
+    quota.reset(per_minute)
+    return _json(quota.to_json())
+
+
+async def get_quota(request: web.Request) -> web.Response:
+    """``GET /emulator/quota``: the quota and, per project, sends in the window and refusals."""
+    return _json(request.app[STATE_KEY].quota.to_json())
 
 
 def _int_param(request: web.Request, name: str, default: int, maximum: int) -> int:
@@ -218,6 +241,7 @@ def create_emulator_app(
     project_id: str | None = None,
     capacity: int = DEFAULT_CAPACITY,
     allowed_origins: Iterable[str] = (),
+    quota_per_minute: int | None = None,
 ) -> web.Application:
     """The emulator as an aiohttp application.
 
@@ -226,15 +250,20 @@ def create_emulator_app(
     ``capacity`` bounds how many received messages are kept for inspection.
     ``allowed_origins`` are the pages (notifier's API, sites embedding the widget) whose browsers
     may use the web push stand-in (:mod:`notifier.emulator.webpush`); none by default.
+    ``quota_per_minute`` refuses, per project, sends over that many in any 60 s with FCM's 429
+    QUOTA_EXCEEDED (:mod:`notifier.emulator.quota`); None or 0 enforces none.
     """
     app = web.Application(client_max_size=1024 * 1024)
     app[STATE_KEY] = EmulatorState(capacity=capacity)
+    app[STATE_KEY].quota.reset(quota_per_minute)
     app[_CHECKER] = AccessTokenChecker()
     app[_PROJECT] = project_id or ""
     app.router.add_post("/token", token_endpoint)
     app.router.add_post("/v1/projects/{project}/messages:send", send_message)
     app.router.add_post("/emulator/faults", set_faults)
     app.router.add_get("/emulator/faults", get_faults)
+    app.router.add_post("/emulator/quota", set_quota)
+    app.router.add_get("/emulator/quota", get_quota)
     app.router.add_get("/emulator/messages", list_messages)
     app.router.add_delete("/emulator/messages", clear_messages)
     app.router.add_post("/emulator/messages/search", search_messages)

@@ -48,11 +48,13 @@ def start_emulator_process(
     project_id: str | None = None,
     capacity: int | None = None,
     allowed_origins: tuple[str, ...] = (),
+    quota_per_minute: int | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``python -m notifier.emulator`` and return the process and its base URL once ready.
 
-    ``port`` None picks a free one; ``allowed_origins`` may use the web push stand-in. The
-    caller stops it with ``proc.terminate(); proc.wait()``.
+    ``port`` None picks a free one; ``allowed_origins`` may use the web push stand-in;
+    ``quota_per_minute`` enforces FCM's per-project quota. The caller stops it with
+    :func:`stop_emulator_process`.
     """
     port = port or free_port()
     args = [sys.executable, "-m", "notifier.emulator", "--port", str(port)]
@@ -62,6 +64,8 @@ def start_emulator_process(
         args += ["--capacity", str(capacity)]
     for origin in allowed_origins:
         args += ["--allow-origin", origin]
+    if quota_per_minute:
+        args += ["--quota-per-minute", str(quota_per_minute)]
     child_env = dict(os.environ if env is None else env)
     # Run from the checkout when notifier is not installed, as under a bare pytest run.
     root = str(Path(__file__).resolve().parents[2])

@@ -19,17 +19,23 @@ def run_emulator(
     project_id: str | None = None,
     capacity: int = DEFAULT_CAPACITY,
     allowed_origins: Iterable[str] = (),
+    quota_per_minute: int | None = None,
 ) -> None:
     """Serve the FCM emulator on ``host:port`` until interrupted (blocking).
 
     ``project_id`` None serves any project; ``capacity`` bounds the messages kept for inspection;
-    ``allowed_origins`` may use the web push stand-in from a browser.
+    ``allowed_origins`` may use the web push stand-in from a browser; ``quota_per_minute``
+    refuses sends over that many per project in any 60 s (None or 0: no quota).
     """
     allowed_origins = tuple(allowed_origins)
     app = create_emulator_app(
-        project_id=project_id, capacity=capacity, allowed_origins=allowed_origins
+        project_id=project_id,
+        capacity=capacity,
+        allowed_origins=allowed_origins,
+        quota_per_minute=quota_per_minute,
     )
     base = f"http://{host}:{port}"
+    quota = f"{quota_per_minute:,} sends per project in any 60 s" if quota_per_minute else "none"
 
     def announce(_: str) -> None:
         print(
@@ -37,7 +43,8 @@ def run_emulator(
             f"  inbox:      {base}/\n"
             f"  token_uri:  {base}/token\n"
             f"  send:       {base}/v1/projects/{project_id or '<project>'}/messages:send\n"
-            f"  web push stand-in for: {', '.join(allowed_origins) or 'no page (none allowed)'}",
+            f"  web push stand-in for: {', '.join(allowed_origins) or 'no page (none allowed)'}\n"
+            f"  quota:      {quota}",
             flush=True,
         )
 

@@ -1,4 +1,4 @@
-"""What the emulator remembers: accepted messages (a bounded ring), counters and injected faults.
+"""What the emulator remembers: accepted messages (a bounded ring), counters, faults and quota.
 
 Everything lives in one event loop, so no locks are needed. The message store is a ring so that a
 benchmark pushing millions of messages through a long-running emulator cannot exhaust memory.
@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from notifier.emulator.quota import ProjectQuota
 
 DEFAULT_CAPACITY = 100_000
 
@@ -103,6 +105,7 @@ class EmulatorState:
     capacity: int = DEFAULT_CAPACITY
     faults: Faults = field(default_factory=Faults)
     stats: Counter[str] = field(default_factory=Counter)
+    quota: ProjectQuota = field(default_factory=ProjectQuota)
     _messages: deque[ReceivedMessage] = field(init=False)
     _seq: int = 0
 
@@ -160,6 +163,7 @@ class EmulatorState:
             "capacity": self.capacity,
             "last_seq": self._seq,
             "faults": self.faults.to_json(),
+            "quota": self.quota.to_json(),
         }
 
 

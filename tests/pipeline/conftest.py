@@ -73,9 +73,17 @@ class Emulator:
     def reset(self) -> None:
         self._call("DELETE", "/emulator/messages")
         self._call("POST", "/emulator/faults", {})
+        self._call("POST", "/emulator/quota", {"per_minute": None})
 
     def faults(self, **rates: float) -> None:
         self._call("POST", "/emulator/faults", rates)
+
+    def quota(self, per_minute: int | None) -> None:
+        """FCM's per-project quota over any 60 s; None lifts it (and empties the windows)."""
+        self._call("POST", "/emulator/quota", {"per_minute": per_minute})
+
+    def stats(self) -> dict[str, Any]:
+        return dict(self._call("GET", "/emulator/stats"))
 
     def messages(self) -> list[dict[str, Any]]:
         found: list[dict[str, Any]] = []
