@@ -24,15 +24,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, String, column, select, update, values
+from sqlalchemy import BigInteger, String, column, delete, func, select, update, values
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
-from notifier.alerts.service import count_settled, get_alert
+from notifier.alerts.service import count_settled, count_suppressed, get_alert
 from notifier.core.counters import DELIVERY_LATENCY_BUCKETS, Tally, add_minute
-from notifier.core.models import Alert, Batch, Delivery, Device
-from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState
+from notifier.core.db import insert_ignoring_conflicts
+from notifier.core.models import Alert, Batch, Delivery, Device, DeviceSend
+from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState, Urgency
 from notifier.fcm.types import Accepted, Fatal, Outcome, Prune, Retry
+from notifier.pipeline.preferences import CAP_WINDOW, DevicePrefs, Fate, decide, is_capped
 
 log = logging.getLogger(__name__)
 
@@ -116,10 +118,18 @@ def classify(outcomes: Iterable[Outcome]) -> Classified:
 def apply_outcomes(
     session: Session, alert: Alert, batch_id: int, outcomes: Classified, now: datetime
 ) -> dict[str, int]:
-    """Record accepted, pruned and failed devices; returns the deliveries moved per status."""
+    """Record accepted, pruned and failed devices; returns the deliveries moved per status.
+
+    Accepted devices that were sent silently (quiet hours) add to the alert's ``silent``; devices
+    that ended without reaching the reader give back their place under the daily cap.
+    """
+    silent = _silent_among(session, batch_id, [o.device_id for o in outcomes.accepted])
     counts: dict[str, int] = {
         DeliveryStatus.SENT: _accept(session, alert, batch_id, outcomes.accepted, now)
     }
+    alert.silent += silent
+    if silent:
+        counts["silent"] = silent
     if outcomes.accepted:
         alert.first_send_at = alert.first_send_at or now
         alert.last_send_at = now
@@ -128,7 +138,37 @@ def apply_outcomes(
         counts[status] = counts.get(status, 0) + moved
         if status == DeliveryStatus.PRUNED:
             _mark_dead(session, device_ids, code, now)
+    release_cap(session, alert.id, [i for ids in outcomes.ended.values() for i in ids])
     return counts
+
+
+def _silent_among(session: Session, batch_id: int, device_ids: list[int]) -> int:
+    """How many of these still-pending deliveries are marked to go silently (one statement)."""
+    if not device_ids:
+        return 0
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(Delivery)
+            .where(
+                Delivery.batch_id == batch_id,
+                Delivery.device_id.in_(device_ids),
+                Delivery.status == DeliveryStatus.PENDING,
+                Delivery.silent.is_(True),
+            )
+        )
+        or 0
+    )
+
+
+def release_cap(session: Session, alert_id: str, device_ids: Sequence[int]) -> None:
+    """Devices this alert never reached give their place under the daily cap back."""
+    if device_ids:
+        session.execute(
+            delete(DeviceSend).where(
+                DeviceSend.alert_id == alert_id, DeviceSend.device_id.in_(list(device_ids))
+            )
+        )
 
 
 def move_pending(
@@ -138,11 +178,13 @@ def move_pending(
     status: DeliveryStatus,
     error_code: str | None,
     now: datetime,
+    *,
+    count: bool = True,
 ) -> int:
     """Move pending deliveries to a terminal status and the alert's counter by the rows moved.
 
     Only rows still pending move, so a device recorded by someone else (a cancel, the sweeper)
-    is never counted twice.
+    is never counted twice. ``count=False`` leaves the counting to the caller.
     """
     if not device_ids:
         return 0
@@ -159,7 +201,8 @@ def move_pending(
         .execution_options(synchronize_session=False)
     )
     moved: int = result.rowcount  # type: ignore[attr-defined]
-    count_settled(alert, status, moved)
+    if count:
+        count_settled(alert, status, moved)
     return moved
 
 
@@ -309,6 +352,7 @@ def _give_up(session: Session, alert: Alert, retries: list[Retry], now: datetime
     by_code: dict[str, list[int]] = defaultdict(list)
     for r in retries:
         by_code[f"{r.reason}:gave_up"[:64]].append(r.device_id)
+    release_cap(session, alert.id, [r.device_id for r in retries])
     return {
         code: move_pending(session, alert, device_ids, DeliveryStatus.FAILED, code, now)
         for code, device_ids in by_code.items()
@@ -328,6 +372,7 @@ def count_outcomes(
 ) -> None:
     """Metrics for one recorded batch: outcomes by FCM code, prunes, end-to-end latency."""
     tally.add("notifier_sends_total", counts.get("sent", 0), outcome="accepted", code="")
+    tally.add("notifier_silent_sends_total", counts.get("silent", 0))
     for (status, code), device_ids in outcomes.ended.items():
         outcome = "pruned" if status == DeliveryStatus.PRUNED else "failed"
         tally.add("notifier_sends_total", len(device_ids), outcome=outcome, code=code)
@@ -399,6 +444,104 @@ def record_gone(
         alert, _batch = owned
         move_pending(session, alert, dead, DeliveryStatus.PRUNED, ALREADY_PRUNED, now)
         move_pending(session, alert, missing, DeliveryStatus.FAILED, DEVICE_GONE, now)
+
+
+def record_preferences(
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    owner: str,
+    devices: Sequence[DevicePrefs],
+    *,
+    urgency: Urgency,
+    default_cap: int | None,
+    now: datetime,
+) -> dict[int, Fate] | None:
+    """Decide each device's fate by its reader's preferences, and record the suppressed ones.
+
+    Returns the fate per device (devices absent are sent as usual), or None when the lease was
+    lost. Nothing is written, and no transaction opened, unless some device has quiet hours in
+    effect or a cap: the common batch costs nothing more.
+
+    The daily cap holds across workers because the database arbitrates: the capped devices' rows
+    are locked (``SELECT ... FOR UPDATE`` in id order on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
+    serialises writers), then their sends of the last 24 hours are counted and this alert's own
+    are inserted, all in one transaction. Two alerts fanning out at once to a device with one
+    place left therefore take turns, and the second finds the place taken. A device retried or
+    re-leased keeps its place (one row per device and alert; this alert's row is not counted).
+    """
+    fates: dict[int, Fate] = {}
+    capped = [d for d in devices if is_capped(d, urgency, default_cap)]
+    pure = {
+        d.device_id: decide(d, urgency, now, sends_in_window=0, default_cap=None) for d in devices
+    }
+    if not capped and all(p.fate == Fate.SEND for p in pure.values()):
+        return fates
+    with sessions.begin() as session:
+        owned = owned_batch(session, batch_id, owner)
+        if owned is None:
+            return None
+        alert, _batch = owned
+        capped_ids = sorted(d.device_id for d in capped)
+        recent: dict[int, int] = {}
+        if capped_ids:
+            # Lock order: alert, batch (above), then devices by id; every batch does the same.
+            session.execute(
+                select(Device.id)
+                .where(Device.id.in_(capped_ids))
+                .order_by(Device.id)
+                .with_for_update()
+            )
+            recent = dict(
+                session.execute(
+                    select(DeviceSend.device_id, func.count())
+                    .where(
+                        DeviceSend.device_id.in_(capped_ids),
+                        DeviceSend.sent_at > now - CAP_WINDOW,
+                        DeviceSend.alert_id != alert.id,
+                    )
+                    .group_by(DeviceSend.device_id)
+                ).all()
+            )
+        suppressed: dict[str, list[int]] = defaultdict(list)
+        silent: list[int] = []
+        counted: list[int] = []
+        for device in devices:
+            decision = decide(
+                device,
+                urgency,
+                now,
+                sends_in_window=recent.get(device.device_id, 0),
+                default_cap=default_cap,
+            )
+            fates[device.device_id] = decision.fate
+            if decision.fate == Fate.SUPPRESS and decision.reason is not None:
+                suppressed[decision.reason].append(device.device_id)
+            elif decision.fate == Fate.SILENT:
+                silent.append(device.device_id)
+            if decision.fate != Fate.SUPPRESS and decision.counts_against_cap:
+                counted.append(device.device_id)
+        insert_ignoring_conflicts(
+            session,
+            DeviceSend.__table__,
+            [{"device_id": i, "alert_id": alert.id, "sent_at": now} for i in counted],
+        )
+        if silent:
+            session.execute(
+                update(Delivery)
+                .where(Delivery.batch_id == batch_id, Delivery.device_id.in_(silent))
+                .values(silent=True)
+                .execution_options(synchronize_session=False)
+            )
+        tally = Tally()
+        for reason, device_ids in sorted(suppressed.items()):
+            moved = move_pending(
+                session, alert, device_ids, DeliveryStatus.SUPPRESSED, reason, now, count=False
+            )
+            count_suppressed(alert, reason, moved)
+            tally.add("notifier_suppressed_total", moved, reason=reason)
+        tally.flush(session)
+        add_minute(session, now, {"suppressed": sum(len(v) for v in suppressed.values())})
+    return fates
 
 
 def _end_alert_if_due(session: Session, alert: Alert, now: datetime) -> None:
