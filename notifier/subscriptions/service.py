@@ -139,8 +139,6 @@ def subscribe(
         }
     columns = preference_columns(preferences)
     fresh = {"locale": None, "timezone": None, "urgent_overrides": True, **columns}
-    if fresh.get("quiet_start") is not None and not fresh["timezone"]:
-        raise QuietHoursNeedAZone()
     device_id = session.scalar(
         dialect_insert(session, Device)
         .values(
