@@ -34,7 +34,14 @@ from notifier.core.db import insert_ignoring_conflicts
 from notifier.core.models import Alert, Batch, Delivery, Device, DeviceSend
 from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState, Urgency
 from notifier.fcm.types import Accepted, Fatal, Outcome, Prune, Retry
-from notifier.pipeline.preferences import CAP_WINDOW, DevicePrefs, Fate, decide, is_capped
+from notifier.pipeline.preferences import (
+    CAP_WINDOW,
+    DevicePrefs,
+    Fate,
+    decide,
+    in_quiet_hours,
+    is_capped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -471,10 +478,7 @@ def record_preferences(
     """
     fates: dict[int, Fate] = {}
     capped = [d for d in devices if is_capped(d, urgency, default_cap)]
-    pure = {
-        d.device_id: decide(d, urgency, now, sends_in_window=0, default_cap=None) for d in devices
-    }
-    if not capped and all(p.fate == Fate.SEND for p in pure.values()):
+    if not capped and not any(in_quiet_hours(d, now) for d in devices):
         return fates
     with sessions.begin() as session:
         owned = owned_batch(session, batch_id, owner)
