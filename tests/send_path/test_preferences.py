@@ -4,13 +4,14 @@ sender was asked to send; the counts add up in every case."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 
 from notifier.core.models import Delivery, DeviceSend
 from notifier.core.vocabulary import Urgency
 from notifier.fcm.types import Target
+from notifier.pipeline.sweeper import forget_old_sends
 from tests.send_path.conftest import SendPath
 from tests.send_path.fake_sender import FakeSender, prune
 
@@ -271,3 +272,30 @@ def test_silent_marks_stay_on_the_delivery_row(send_path: SendPath) -> None:
     send_all(send_path, alert_id, FakeSender())
     with send_path.runtime.sessions() as session:
         assert session.scalar(select(Delivery.silent).where(Delivery.alert_id == alert_id))
+
+
+def test_the_sweeper_forgets_cap_records_once_they_no_longer_count(send_path: SendPath) -> None:
+    send_path.add_device("capped-0001", max_per_day=3)
+    send_all(send_path, send_path.new_alert(), FakeSender())
+    send_path.clock.advance(3600)
+    recent = send_path.new_alert()
+    send_all(send_path, recent, FakeSender())
+
+    forgotten = forget_old_sends(
+        send_path.runtime.sessions, send_path.clock() + timedelta(hours=24)
+    )
+
+    assert forgotten == 1
+    with send_path.runtime.sessions() as session:
+        assert list(session.scalars(select(DeviceSend.alert_id))) == [recent]
+
+
+def test_silent_sends_and_suppressions_are_counted_for_metrics(send_path: SendPath) -> None:
+    send_path.clock.now = NIGHT
+    send_path.add_device("quiet-0001", timezone=ZONE, quiet_hours=QUIET)
+    send_path.add_device("capped-0001", max_per_day=1)
+    for _ in range(2):
+        send_all(send_path, send_path.new_alert(), FakeSender())
+
+    assert send_path.counter("notifier_silent_sends_total") == 2
+    assert send_path.counter("notifier_suppressed_total") == 1
