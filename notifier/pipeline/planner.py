@@ -115,10 +115,11 @@ def plan_slice(
             budget_spent = time.monotonic() - started > time_budget
             if budget_spent:
                 result.continuation_trigger = add_trigger(session, TriggerKind.PLAN, alert_id).id
-        result.batch_ids.append(batch_id)
-        result.devices += size
-        if on_batch is not None:
-            on_batch(batch_id)
+        if batch_id is not None:
+            result.batch_ids.append(batch_id)
+            result.devices += size
+            if on_batch is not None:
+                on_batch(batch_id)
         if budget_spent:
             return result
     with sessions.begin() as session:
@@ -149,10 +150,20 @@ def speaks_any(languages: list[str], default_locale: str) -> ColumnElement[bool]
     return or_(*matches) if matches else false()
 
 
+# Pages of the audience read in one transaction, at most, when none of their devices is to be
+# sent (dead, or another edition's readers): the cursor is committed and paging goes on in the
+# next transaction, so an edition's alert over a large audience never holds one long transaction.
+MAX_EMPTY_PAGES = 8
+
+
 def _plan_page(
     session: Session, alert_id: str, now: datetime, default_locale: str = "en"
-) -> tuple[int, int] | None:
-    """Record one page as a batch; ``None`` when there is nothing (more) to plan."""
+) -> tuple[int | None, int] | None:
+    """Record one page as a batch; ``None`` when there is nothing (more) to plan.
+
+    ``(None, 0)``: pages were read and none of their devices is in the audience (the cursor moved
+    on, nothing was recorded).
+    """
     alert = get_alert(session, alert_id, for_update=True)
     if alert.status not in LIVE_ALERT_STATUSES or alert.planned_at is not None:
         return None
@@ -169,7 +180,7 @@ def _plan_page(
     if alert.locales and not alert.test_only:
         audience_filter.append(speaks_any(list(alert.locales), default_locale))
     active: list[int] = []
-    while not active:  # a page of only dead (or other editions') devices is skipped
+    for _ in range(MAX_EMPTY_PAGES):  # a page of only dead (or other editions') devices is skipped
         if alert.test_only:
             device_ids = _test_audience(session, alert, alert.plan_cursor)
         else:
@@ -186,6 +197,10 @@ def _plan_page(
             )
         )
         alert.plan_cursor = device_ids[-1]
+        if active:
+            break
+    else:
+        return None, 0
     seq = (session.scalar(select(func.max(Batch.seq)).where(Batch.alert_id == alert.id)) or 0) + 1
     batch = Batch(
         alert_id=alert.id,

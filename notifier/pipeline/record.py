@@ -542,6 +542,7 @@ def record_preferences(
                 session, alert, device_ids, DeliveryStatus.SUPPRESSED, reason, now, count=False
             )
             count_suppressed(alert, reason, moved)
+            release_cap(session, alert.id, device_ids)  # counted on an earlier attempt
             tally.add("notifier_suppressed_total", moved, reason=reason)
         tally.flush(session)
         add_minute(session, now, {"suppressed": sum(len(v) for v in suppressed.values())})

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from notifier.core.models import Delivery, DeviceSend
 from notifier.core.vocabulary import Urgency
 from notifier.fcm.types import Target
+from notifier.pipeline import planner
 from notifier.pipeline.sweeper import forget_old_sends
 from tests.send_path.conftest import SendPath
 from tests.send_path.fake_sender import FakeSender, prune
@@ -299,3 +300,23 @@ def test_silent_sends_and_suppressions_are_counted_for_metrics(send_path: SendPa
 
     assert send_path.counter("notifier_silent_sends_total") == 2
     assert send_path.counter("notifier_suppressed_total") == 1
+
+
+def test_an_edition_pages_past_other_readers_in_short_transactions(send_path: SendPath) -> None:
+    """40 English readers (10 pages of 4) before the one French reader: no page transaction
+    reads more than ``MAX_EMPTY_PAGES`` pages, and the French reader is still found."""
+    send_path.add_devices("en-reader", 40)
+    send_path.add_device("fr-reader-0001", locale="fr")
+    alert_id = send_path.new_alert(locales=("fr",))
+
+    first = planner.plan_slice(
+        send_path.runtime.sessions, alert_id, max_pages=1, now=send_path.clock()
+    )
+    assert (first.state, first.batch_ids) == ("continue", [])
+    assert send_path.alert(alert_id).plan_cursor > 0
+
+    sender = FakeSender()
+    send_all(send_path, alert_id, sender)
+    assert sender.sent_tokens == ["fr-reader-0001"]
+    assert send_path.alert(alert_id).audience == 1
+    send_path.assert_counts_add_up(alert_id)
