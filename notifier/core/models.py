@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -138,7 +139,8 @@ class Device(Base):
     quiet_mode: Mapped[QuietMode | None] = mapped_column(EnumText(QuietMode, 8))
     # None: the reader never chose (or cleared it), so NOTIFIER_DEFAULT_MAX_PER_DAY applies.
     max_per_day: Mapped[int | None] = mapped_column(Integer)
-    urgent_overrides: Mapped[bool] = mapped_column(Boolean, default=True)
+    # A server default too: bulk import inserts devices with SQL of its own.
+    urgent_overrides: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
 
 
 class DeviceSend(Base):
