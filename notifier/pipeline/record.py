@@ -123,20 +123,27 @@ def classify(outcomes: Iterable[Outcome]) -> Classified:
 
 
 def apply_outcomes(
-    session: Session, alert: Alert, batch_id: int, outcomes: Classified, now: datetime
+    session: Session,
+    alert: Alert,
+    batch_id: int,
+    outcomes: Classified,
+    now: datetime,
+    *,
+    silent: frozenset[int] = frozenset(),
 ) -> dict[str, int]:
     """Record accepted, pruned and failed devices; returns the deliveries moved per status.
 
     Accepted devices that were sent silently (quiet hours) add to the alert's ``silent``; devices
     that ended without reaching the reader give back their place under the daily cap.
     """
-    silent = _silent_among(session, batch_id, [o.device_id for o in outcomes.accepted])
     counts: dict[str, int] = {
         DeliveryStatus.SENT: _accept(session, alert, batch_id, outcomes.accepted, now)
     }
-    alert.silent += silent
-    if silent:
-        counts["silent"] = silent
+    # The lease owner records its own batch's pending devices: every accepted one moved.
+    quiet = sum(1 for o in outcomes.accepted if o.device_id in silent) if silent else 0
+    alert.silent += quiet
+    if quiet:
+        counts["silent"] = quiet
     if outcomes.accepted:
         alert.first_send_at = alert.first_send_at or now
         alert.last_send_at = now
@@ -147,25 +154,6 @@ def apply_outcomes(
             _mark_dead(session, device_ids, code, now)
     release_cap(session, alert.id, [i for ids in outcomes.ended.values() for i in ids])
     return counts
-
-
-def _silent_among(session: Session, batch_id: int, device_ids: list[int]) -> int:
-    """How many of these still-pending deliveries are marked to go silently (one statement)."""
-    if not device_ids:
-        return 0
-    return (
-        session.scalar(
-            select(func.count())
-            .select_from(Delivery)
-            .where(
-                Delivery.batch_id == batch_id,
-                Delivery.device_id.in_(device_ids),
-                Delivery.status == DeliveryStatus.PENDING,
-                Delivery.silent.is_(True),
-            )
-        )
-        or 0
-    )
 
 
 def release_cap(session: Session, alert_id: str, device_ids: Sequence[int]) -> None:
@@ -408,15 +396,21 @@ def record_outcomes(
     max_attempts: int,
     tally: Tally,
     now: datetime,
+    verdicts: Verdicts | None = None,
 ) -> BatchResult:
-    """Record what FCM answered for a batch, if ``owner`` still holds its lease."""
+    """Record what FCM answered for a batch, if ``owner`` still holds its lease, and the
+    devices readers' preferences held back (``verdicts``, decided when it was leased)."""
+    verdicts = verdicts or Verdicts()
     with sessions.begin() as session:
         owned = owned_batch(session, batch_id, owner)
         if owned is None:
             return BatchResult(batch_id, "lease_lost")
         alert, batch = owned
         classified = classify(outcomes)
-        counts = apply_outcomes(session, alert, batch.id, classified, now)
+        suppressed = record_suppressed(session, alert, verdicts, tally, now)
+        counts = apply_outcomes(session, alert, batch.id, classified, now, silent=verdicts.silent)
+        if suppressed:
+            counts["suppressed"] = suppressed
         result = BatchResult(batch_id, "done", counts)
         scheduled = schedule_retries(
             session, alert, batch, classified.retries, max_attempts=max_attempts, now=now
@@ -453,100 +447,110 @@ def record_gone(
         move_pending(session, alert, missing, DeliveryStatus.FAILED, DEVICE_GONE, now)
 
 
-def record_preferences(
-    sessions: sessionmaker[Session],
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """What readers' preferences decided for a batch's devices, recorded with its outcomes.
+
+    ``suppressed`` maps a ``SuppressReason`` to the devices not sent for it; ``silent`` holds the
+    devices sent silently (quiet hours).
+    """
+
+    suppressed: dict[str, list[int]] = field(default_factory=dict)
+    silent: frozenset[int] = frozenset()
+
+
+def decide_preferences(
+    session: Session,
+    alert_id: str,
     batch_id: int,
-    owner: str,
     devices: Sequence[DevicePrefs],
     *,
     urgency: Urgency,
     default_cap: int | None,
     now: datetime,
-) -> dict[int, Fate] | None:
-    """Decide each device's fate by its reader's preferences, and record the suppressed ones.
+) -> Verdicts:
+    """Decide each device's fate by its reader's preferences, in the lease's transaction.
 
-    Returns the fate per device (devices absent are sent as usual), or None when the lease was
-    lost. Nothing is written, and no transaction opened, unless some device has quiet hours in
-    effect or a cap: the common batch costs nothing more.
+    Nothing is read or written unless some device has quiet hours in effect or a cap, so the
+    common batch costs nothing more. The suppressed devices stay pending until the outcomes are
+    recorded (:func:`record_outcomes` moves them with the rest, in the transaction that holds
+    the alert exclusively), so the counts add up at every commit.
 
     The daily cap holds across workers because the database arbitrates: the capped devices' rows
-    are locked (``SELECT ... FOR UPDATE`` in id order on PostgreSQL; SQLite's ``BEGIN IMMEDIATE``
-    serialises writers), then their sends of the last 24 hours are counted and this alert's own
-    are inserted, all in one transaction. Two alerts fanning out at once to a device with one
-    place left therefore take turns, and the second finds the place taken. A device retried or
-    re-leased keeps its place (one row per device and alert; this alert's row is not counted).
+    are locked (``SELECT ... FOR UPDATE`` in id order, after the alert and the batch: the one lock
+    order; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway), then their sends of the last
+    24 hours are counted and this alert's own are inserted, in one transaction. Two alerts fanning
+    out at once to a device with one place left therefore take turns, and the second finds the
+    place taken. A device retried or re-leased keeps its place (one row per device and alert;
+    this alert's own row is not counted).
     """
-    fates: dict[int, Fate] = {}
-    capped = [d for d in devices if is_capped(d, urgency, default_cap)]
+    capped = sorted(d.device_id for d in devices if is_capped(d, urgency, default_cap))
     if not capped and not any(in_quiet_hours(d, now) for d in devices):
-        return fates
-    with sessions.begin() as session:
-        owned = owned_batch(session, batch_id, owner)
-        if owned is None:
-            return None
-        alert, _batch = owned
-        capped_ids = sorted(d.device_id for d in capped)
-        recent: dict[int, int] = {}
-        if capped_ids:
-            # Lock order: alert, batch (above), then devices by id; every batch does the same.
-            session.execute(
-                select(Device.id)
-                .where(Device.id.in_(capped_ids))
-                .order_by(Device.id)
-                .with_for_update()
-            )
-            recent = dict(
-                session.execute(
-                    select(DeviceSend.device_id, func.count())
-                    .where(
-                        DeviceSend.device_id.in_(capped_ids),
-                        DeviceSend.sent_at > now - CAP_WINDOW,
-                        DeviceSend.alert_id != alert.id,
-                    )
-                    .group_by(DeviceSend.device_id)
-                ).all()
-            )
-        suppressed: dict[str, list[int]] = defaultdict(list)
-        silent: list[int] = []
-        counted: list[int] = []
-        for device in devices:
-            decision = decide(
-                device,
-                urgency,
-                now,
-                sends_in_window=recent.get(device.device_id, 0),
-                default_cap=default_cap,
-            )
-            fates[device.device_id] = decision.fate
-            if decision.fate == Fate.SUPPRESS and decision.reason is not None:
-                suppressed[decision.reason].append(device.device_id)
-            elif decision.fate == Fate.SILENT:
-                silent.append(device.device_id)
-            if decision.fate != Fate.SUPPRESS and decision.counts_against_cap:
-                counted.append(device.device_id)
-        insert_ignoring_conflicts(
-            session,
-            DeviceSend.__table__,
-            [{"device_id": i, "alert_id": alert.id, "sent_at": now} for i in counted],
+        return Verdicts()
+    recent: dict[int, int] = {}
+    if capped:
+        session.execute(
+            select(Device.id).where(Device.id.in_(capped)).order_by(Device.id).with_for_update()
         )
-        if silent:
+        recent = dict(
             session.execute(
-                update(Delivery)
-                .where(Delivery.batch_id == batch_id, Delivery.device_id.in_(silent))
-                .values(silent=True)
-                .execution_options(synchronize_session=False)
-            )
-        tally = Tally()
-        for reason, device_ids in sorted(suppressed.items()):
-            moved = move_pending(
-                session, alert, device_ids, DeliveryStatus.SUPPRESSED, reason, now, count=False
-            )
-            count_suppressed(alert, reason, moved)
-            release_cap(session, alert.id, device_ids)  # counted on an earlier attempt
-            tally.add("notifier_suppressed_total", moved, reason=reason)
-        tally.flush(session)
-        add_minute(session, now, {"suppressed": sum(len(v) for v in suppressed.values())})
-    return fates
+                select(DeviceSend.device_id, func.count())
+                .where(
+                    DeviceSend.device_id.in_(capped),
+                    DeviceSend.sent_at > now - CAP_WINDOW,
+                    DeviceSend.alert_id != alert_id,
+                )
+                .group_by(DeviceSend.device_id)
+            ).all()
+        )
+    suppressed: dict[str, list[int]] = defaultdict(list)
+    silent: list[int] = []
+    counted: list[int] = []
+    for device in devices:
+        decision = decide(
+            device,
+            urgency,
+            now,
+            sends_in_window=recent.get(device.device_id, 0),
+            default_cap=default_cap,
+        )
+        if decision.fate == Fate.SUPPRESS and decision.reason is not None:
+            suppressed[decision.reason].append(device.device_id)
+            continue
+        if decision.fate == Fate.SILENT:
+            silent.append(device.device_id)
+        if decision.counts_against_cap:
+            counted.append(device.device_id)
+    insert_ignoring_conflicts(
+        session,
+        DeviceSend.__table__,
+        [{"device_id": i, "alert_id": alert_id, "sent_at": now} for i in counted],
+    )
+    if silent:
+        # Kept on the device's delivery: what happened to it, and why, stays on record.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.batch_id == batch_id, Delivery.device_id.in_(silent))
+            .values(silent=True)
+            .execution_options(synchronize_session=False)
+        )
+    return Verdicts(dict(suppressed), frozenset(silent))
+
+
+def record_suppressed(
+    session: Session, alert: Alert, verdicts: Verdicts, tally: Tally, now: datetime
+) -> int:
+    """Move the suppressed devices (still pending) to ``suppressed``; returns how many moved."""
+    total = 0
+    for reason, device_ids in sorted(verdicts.suppressed.items()):
+        moved = move_pending(
+            session, alert, device_ids, DeliveryStatus.SUPPRESSED, reason, now, count=False
+        )
+        count_suppressed(alert, reason, moved)
+        release_cap(session, alert.id, device_ids)  # counted on an earlier attempt
+        tally.add("notifier_suppressed_total", moved, reason=reason)
+        total += moved
+    return total
 
 
 def _end_alert_if_due(session: Session, alert: Alert, now: datetime) -> None:

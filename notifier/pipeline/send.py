@@ -39,14 +39,15 @@ from notifier.core.vocabulary import (
     DeviceState,
 )
 from notifier.fcm.types import Localized, Outcome, PushAlert, Target
-from notifier.pipeline.preferences import DevicePrefs, Fate, best_text
+from notifier.pipeline.preferences import DevicePrefs, best_text
 from notifier.pipeline.quota import SendLimiter
 from notifier.pipeline.record import (
     BatchResult,
+    Verdicts,
     alert_of,
+    decide_preferences,
     record_gone,
     record_outcomes,
-    record_preferences,
 )
 
 __all__ = ["BatchResult", "Sender", "send_batch"]
@@ -96,7 +97,7 @@ def send_batch(
     )
     if isinstance(leased, BatchResult):
         return leased
-    push_alert, targets = leased
+    push_alert, targets, verdicts = leased
     tally = Tally()
     outcomes: list[Outcome] = []
     latencies: list[float] = []
@@ -109,7 +110,14 @@ def send_batch(
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
     return record_outcomes(
-        sessions, batch_id, owner, outcomes, max_attempts=max_attempts, tally=tally, now=clock()
+        sessions,
+        batch_id,
+        owner,
+        outcomes,
+        max_attempts=max_attempts,
+        tally=tally,
+        now=clock(),
+        verdicts=verdicts,
     )
 
 
@@ -123,13 +131,14 @@ def _lease(
     *,
     default_locale: str,
     default_max_per_day: int | None,
-) -> BatchResult | tuple[PushAlert, list[Target]]:
+) -> BatchResult | tuple[PushAlert, list[Target], Verdicts]:
     """Take the batch's lease and read its pending devices, or say why this run must not send.
 
     Devices pruned or forgotten since planning are recorded here, in a transaction of their own
-    once the lease is held, so the sender is only given live tokens. Then the readers'
-    preferences decide each live device's fate (one more transaction, only when a device has
-    quiet hours or a cap), and each target gets its text in its language.
+    once the lease is held, so the sender is only given live tokens. The readers' preferences
+    decide each live device's fate in the lease's own transaction (see
+    :func:`notifier.pipeline.record.decide_preferences`), and each target gets its text in its
+    language.
     """
     now = clock()
     with sessions.begin() as session:
@@ -171,47 +180,44 @@ def _lease(
             batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
             batch.attempts += 1
             push_alert = to_push_alert(alert, public_url)
-            urgency, alert_locale = alert.urgency, alert.locale or default_locale
+            alert_locale = alert.locale or default_locale
             translations = dict(alert.translations or {})
+            live = [r for r in rows if r.state == DeviceState.ACTIVE]
+            verdicts = decide_preferences(
+                session,
+                alert.id,
+                batch.id,
+                [
+                    DevicePrefs(
+                        r.device_id,
+                        r.locale,
+                        r.timezone,
+                        r.quiet_start,
+                        r.quiet_end,
+                        r.quiet_mode,
+                        r.max_per_day,
+                        r.urgent_overrides,
+                    )
+                    for r in live
+                ],
+                urgency=alert.urgency,
+                default_cap=default_max_per_day,
+                now=now,
+            )
     if verdict is not None:
         if verdict.state == "cancelled":
             _close_batch(sessions, batch_id, now)
         return verdict
-    live = [r for r in rows if r.state == DeviceState.ACTIVE]
     dead = [r.device_id for r in rows if r.state is not None and r.state != DeviceState.ACTIVE]
     missing = [r.device_id for r in rows if r.state is None]
     if dead or missing:
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
         record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
-    prefs = [
-        DevicePrefs(
-            r.device_id,
-            r.locale,
-            r.timezone,
-            r.quiet_start,
-            r.quiet_end,
-            r.quiet_mode,
-            r.max_per_day,
-            r.urgent_overrides,
-        )
-        for r in live
-    ]
-    fates = record_preferences(
-        sessions,
-        batch_id,
-        owner,
-        prefs,
-        urgency=urgency,
-        default_cap=default_max_per_day,
-        now=clock(),
-    )
-    if fates is None:
-        return BatchResult(batch_id, "lease_lost")
+    held_back = {i for ids in verdicts.suppressed.values() for i in ids}
     texts: dict[str | None, Localized | None] = {}
     targets = []
     for r in live:
-        fate = fates.get(r.device_id, Fate.SEND)
-        if fate == Fate.SUPPRESS:
+        if r.device_id in held_back:
             continue
         if r.locale not in texts:
             text = best_text(
@@ -232,9 +238,11 @@ def _lease(
                 None if own else Localized(text.locale, text.headline, text.body, text.url)
             )
         targets.append(
-            Target(r.device_id, r.token, r.platform, texts[r.locale], fate == Fate.SILENT)
+            Target(
+                r.device_id, r.token, r.platform, texts[r.locale], r.device_id in verdicts.silent
+            )
         )
-    return push_alert, targets
+    return push_alert, targets, verdicts
 
 
 def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) -> None:
