@@ -14,8 +14,7 @@ No transaction is open while FCM is being called: the lease and the recording ar
 Readers' preferences are decided here, at send time, between the lease and the send: the text in
 the device's language, quiet hours in its zone (sent silently, or suppressed), and the daily cap
 (see :mod:`notifier.pipeline.preferences` for the rules, and
-:func:`notifier.pipeline.record.record_preferences` for the transaction that makes the cap hold
-across workers).
+:func:`notifier.pipeline.record.decide_preferences` for how the cap holds across workers).
 """
 
 from __future__ import annotations
@@ -214,14 +213,29 @@ def _lease(
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
         record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
     held_back = {i for ids in verdicts.suppressed.values() for i in ids}
-    texts: dict[str | None, Localized | None] = {}
-    targets = []
-    for r in live:
-        if r.device_id in held_back:
-            continue
-        if r.locale not in texts:
+    text_for = _texts(push_alert, alert_locale, translations, default_locale)
+    targets = [
+        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in verdicts.silent)
+        for r in live
+        if r.device_id not in held_back
+    ]
+    return push_alert, targets, verdicts
+
+
+def _texts(
+    push_alert: PushAlert,
+    alert_locale: str,
+    translations: dict[str, dict[str, str]],
+    default_locale: str,
+) -> Callable[[str | None], Localized | None]:
+    """A device locale's text: None for the alert's own, else the translation (one per locale,
+    so a batch's messages come in a handful of variants the sender encodes once each)."""
+    cache: dict[str | None, Localized | None] = {}
+
+    def text_for(locale: str | None) -> Localized | None:
+        if locale not in cache:
             text = best_text(
-                r.locale,
+                locale,
                 alert_locale=alert_locale,
                 headline=push_alert.headline,
                 body=push_alert.body,
@@ -234,15 +248,12 @@ def _lease(
                 push_alert.body,
                 push_alert.url,
             )
-            texts[r.locale] = (
+            cache[locale] = (
                 None if own else Localized(text.locale, text.headline, text.body, text.url)
             )
-        targets.append(
-            Target(
-                r.device_id, r.token, r.platform, texts[r.locale], r.device_id in verdicts.silent
-            )
-        )
-    return push_alert, targets, verdicts
+        return cache[locale]
+
+    return text_for
 
 
 def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) -> None:
