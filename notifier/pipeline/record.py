@@ -314,6 +314,13 @@ def schedule_retries(
     """Keep retryable devices pending for another attempt, or fail them when out of time."""
     if not retries:
         return Scheduled()
+    decision = decide_retry(
+        batch.attempts, retries, max_attempts=max_attempts, now=now, expires_at=alert.expires_at
+    )
+    if decision.give_up:
+        # Failing them counts this attempt (move_pending adds it); adding it here too would
+        # count the last attempt twice.
+        return Scheduled(gave_up=_give_up(session, alert, retries, now))
     device_ids = [r.device_id for r in retries]
     session.execute(
         update(Delivery)
@@ -321,11 +328,6 @@ def schedule_retries(
         .values(attempts=Delivery.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
-    decision = decide_retry(
-        batch.attempts, retries, max_attempts=max_attempts, now=now, expires_at=alert.expires_at
-    )
-    if decision.give_up:
-        return Scheduled(gave_up=_give_up(session, alert, retries, now))
     batch.status, batch.lease_owner, batch.lease_expires_at = BatchStatus.RETRY_WAIT, None, None
     batch.next_attempt_at = now + timedelta(seconds=decision.delay)
     batch.enqueued_at = now
@@ -415,6 +417,9 @@ def record_outcomes(
         scheduled = schedule_retries(
             session, alert, batch, classified.retries, max_attempts=max_attempts, now=now
         )
+        if scheduled.gave_up:  # failed too: the batch's counts and the per-minute chart say so
+            gave_up = sum(scheduled.gave_up.values())
+            counts[DeliveryStatus.FAILED] = counts.get(DeliveryStatus.FAILED, 0) + gave_up
         count_outcomes(tally, alert, counts, classified, scheduled, now)
         tally.flush(session)
         retried = len(classified.retries) if scheduled.retry_in else 0

@@ -121,8 +121,10 @@ def test_a_device_gives_up_at_max_attempts_with_a_reason(send_path: SendPath) ->
 
     assert [r.state for r in results] == ["retry", "retry", "done"]
     assert sender.sent_tokens.count(tokens[0]) == 3
+    assert results[-1].counts["failed"] == 1  # the give-up is counted where the batch ends
     gave_up = send_path.deliveries(alert_id)[tokens[0]]
     assert (gave_up.status, gave_up.error_code) == ("failed", "UNAVAILABLE:gave_up")
+    assert gave_up.attempts == 3  # one per send, the last not counted twice
     assert send_path.statuses(alert_id) == {"sent": 2, "failed": 1}
     assert send_path.alert(alert_id).status == "sent"
     assert send_path.batch(batch_id).status == "done"
