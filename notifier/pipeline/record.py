@@ -409,7 +409,9 @@ def record_outcomes(
             return BatchResult(batch_id, "lease_lost")
         alert, batch = owned
         classified = classify(outcomes)
-        suppressed = record_suppressed(session, alert, verdicts, tally, now)
+        suppressed = record_suppressed(
+            session, alert, verdicts, tally, now, retried=batch.attempts > 1
+        )
         counts = apply_outcomes(session, alert, batch.id, classified, now, silent=verdicts.silent)
         if suppressed:
             counts["suppressed"] = suppressed
@@ -543,16 +545,27 @@ def decide_preferences(
 
 
 def record_suppressed(
-    session: Session, alert: Alert, verdicts: Verdicts, tally: Tally, now: datetime
+    session: Session,
+    alert: Alert,
+    verdicts: Verdicts,
+    tally: Tally,
+    now: datetime,
+    *,
+    retried: bool = True,
 ) -> int:
-    """Move the suppressed devices (still pending) to ``suppressed``; returns how many moved."""
+    """Move the suppressed devices (still pending) to ``suppressed``; returns how many moved.
+
+    On a batch's later attempts (``retried``) a device may have been counted against its cap by
+    an earlier one: its place is given back.
+    """
     total = 0
     for reason, device_ids in sorted(verdicts.suppressed.items()):
         moved = move_pending(
             session, alert, device_ids, DeliveryStatus.SUPPRESSED, reason, now, count=False
         )
         count_suppressed(alert, reason, moved)
-        release_cap(session, alert.id, device_ids)  # counted on an earlier attempt
+        if retried:
+            release_cap(session, alert.id, device_ids)
         tally.add("notifier_suppressed_total", moved, reason=reason)
         total += moved
     return total
