@@ -175,17 +175,22 @@ def move_pending(
     now: datetime,
     *,
     count: bool = True,
+    batch_id: int | None = None,
 ) -> int:
     """Move pending deliveries to a terminal status and the alert's counter by the rows moved.
 
     Only rows still pending move, so a device recorded by someone else (a cancel, the sweeper)
-    is never counted twice. ``count=False`` leaves the counting to the caller.
+    is never counted twice. ``count=False`` leaves the counting to the caller. ``batch_id``
+    narrows the statement to the batch's own rows (an index range), whatever PostgreSQL's
+    statistics say about the deliveries table, which a large fan-out outgrows between analyses.
     """
     if not device_ids:
         return 0
+    narrow = [] if batch_id is None else [Delivery.batch_id == batch_id]
     result = session.execute(
         update(Delivery)
         .where(
+            *narrow,
             Delivery.alert_id == alert.id,
             Delivery.device_id.in_(list(device_ids)),
             Delivery.status == DeliveryStatus.PENDING,
@@ -410,7 +415,7 @@ def record_outcomes(
         alert, batch = owned
         classified = classify(outcomes)
         suppressed = record_suppressed(
-            session, alert, verdicts, tally, now, retried=batch.attempts > 1
+            session, alert, batch.id, verdicts, tally, now, retried=batch.attempts > 1
         )
         counts = apply_outcomes(session, alert, batch.id, classified, now, silent=verdicts.silent)
         if suppressed:
@@ -547,6 +552,7 @@ def decide_preferences(
 def record_suppressed(
     session: Session,
     alert: Alert,
+    batch_id: int,
     verdicts: Verdicts,
     tally: Tally,
     now: datetime,
@@ -561,7 +567,14 @@ def record_suppressed(
     total = 0
     for reason, device_ids in sorted(verdicts.suppressed.items()):
         moved = move_pending(
-            session, alert, device_ids, DeliveryStatus.SUPPRESSED, reason, now, count=False
+            session,
+            alert,
+            device_ids,
+            DeliveryStatus.SUPPRESSED,
+            reason,
+            now,
+            count=False,
+            batch_id=batch_id,
         )
         count_suppressed(alert, reason, moved)
         if retried:
