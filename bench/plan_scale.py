@@ -68,9 +68,14 @@ def lines(n: int, preferences: bool) -> object:
         yield json.dumps(line).encode()
 
 
+# Preferences are set on the devices of every other batch (ids in alternate blocks of 500), so
+# that the send path's baseline is the same alert's other batches: same tables, same statistics.
+WITH_PREFERENCES = "((id - 1) / 500) % 2 = 0"
+
+
 def set_preferences(engine: object, now: datetime) -> None:
-    """A third of the devices in quiet hours now (half silent, half skip), a fifth capped at 3
-    with three of them having used their cap already (a device send row per cap place)."""
+    """In every other block of 500 devices, a third in quiet hours now (half silent, half skip)
+    and a fifth capped at 3."""
     local = now.astimezone(__import__("zoneinfo").ZoneInfo("Asia/Jerusalem"))
     minute = local.hour * 60 + local.minute
     start, end = (minute - 60) % 1440, (minute + 60) % 1440
@@ -79,11 +84,13 @@ def set_preferences(engine: object, now: datetime) -> None:
             text(
                 "UPDATE devices SET quiet_start = :s, quiet_end = :e, "
                 "quiet_mode = CASE WHEN id % 2 = 0 THEN 'silent' ELSE 'skip' END "
-                "WHERE id % 3 = 0"
+                f"WHERE id % 3 = 0 AND {WITH_PREFERENCES}"
             ),
             {"s": start, "e": end},
         )
-        conn.execute(text("UPDATE devices SET max_per_day = 3 WHERE id % 5 = 0"))
+        conn.execute(
+            text(f"UPDATE devices SET max_per_day = 3 WHERE id % 5 = 0 AND {WITH_PREFERENCES}")
+        )
 
 
 class NullSender:
@@ -118,14 +125,6 @@ def time_send(sessions: object, batch_id: int) -> float:
         max_attempts=3,
     )
     return time.perf_counter() - started
-
-
-def baseline_lines(n: int) -> object:
-    """Devices without preferences, on a topic of their own, for the send path's baseline."""
-    for i in range(n):
-        yield json.dumps(
-            {"token": f"base-{i:08d}:APA91b{'x' * 120}", "platform": "android", "topics": ["world"]}
-        ).encode()
 
 
 def plan_all(sessions: object, alert_id: str, label: str) -> tuple[list[float], int]:
@@ -195,7 +194,6 @@ def main() -> int:
         import_devices(engine, lines(args.devices, args.preferences))  # type: ignore[arg-type]
         if args.preferences:
             set_preferences(engine, utcnow())
-            import_devices(engine, baseline_lines(40 * PAGE_SIZE))  # type: ignore[arg-type]
         with engine.begin() as conn:
             conn.execute(text("ANALYZE"))
         rss_before = peak_rss_mib()
@@ -270,20 +268,19 @@ def main() -> int:
             )
             print(f"edition page, first 100   {ms(edition_times[:100])}")
             print(f"edition page, last 100    {ms(edition_times[-100:])}")
-            # Interleaved, batch for batch, so that whatever else the machine does (autovacuum
-            # after the planning, other processes) weighs on both sides alike.
-            log("send path: first and last 20 batches, with preferences and without, in turns")
-            baseline = new_alert(sessions, "Baseline", topics=("world",))
-            plan_all(sessions, baseline, "the baseline alert (devices without preferences)")
-            with_ids, base_ids = batch_ids(sessions, alert_id), batch_ids(sessions, baseline)
-            picked = with_ids[:20] + with_ids[-20:]
-            with_times, base_times = [], []
-            for mine, theirs in zip(picked, base_ids, strict=False):
-                with_times.append(time_send(sessions, mine))
-                base_times.append(time_send(sessions, theirs))
-            print(f"send a batch, preferences, first 20       {ms(with_times[:20])}")
-            print(f"send a batch, preferences, last 20        {ms(with_times[20:])}")
-            print(f"send a batch, none (baseline), in turns   {ms(base_times)}")
+            # The alert's even batches hold the devices with preferences, the odd ones none:
+            # timed in turns, so whatever else the machine does weighs on both sides alike.
+            log("send path: first and last 40 batches, with preferences and without, in turns")
+            ids = batch_ids(sessions, alert_id)
+            times = {seq: time_send(sessions, ids[seq]) for seq in [*range(40), *range(-40, 0)]}
+            with_first = [times[i] for i in range(0, 40, 2)]
+            base_first = [times[i] for i in range(1, 40, 2)]
+            with_last = [times[i] for i in range(-40, 0, 2)]
+            base_last = [times[i] for i in range(-39, 0, 2)]
+            print(f"send a batch, preferences, first 20     {ms(with_first)}")
+            print(f"send a batch, preferences, last 20      {ms(with_last)}")
+            print(f"send a batch, none (baseline), first 20  {ms(base_first)}")
+            print(f"send a batch, none (baseline), last 20   {ms(base_last)}")
         engine.dispose()
         return 0
     finally:

@@ -180,18 +180,20 @@ def move_pending(
     """Move pending deliveries to a terminal status and the alert's counter by the rows moved.
 
     Only rows still pending move, so a device recorded by someone else (a cancel, the sweeper)
-    is never counted twice. ``count=False`` leaves the counting to the caller. ``batch_id``
-    narrows the statement to the batch's own rows (an index range), whatever PostgreSQL's
-    statistics say about the deliveries table, which a large fan-out outgrows between analyses.
+    is never counted twice. ``count=False`` leaves the counting to the caller.
+
+    ``batch_id`` (one of the alert's batches) selects the rows by the batch alone: with the
+    alert's id in the condition as well, PostgreSQL's statistics (taken before a large fan-out
+    filled the table) can make it AND the batch's 500 rows with the alert's whole audience read
+    from the primary key, a cost that grows with the audience.
     """
     if not device_ids:
         return 0
-    narrow = [] if batch_id is None else [Delivery.batch_id == batch_id]
+    owner = Delivery.alert_id == alert.id if batch_id is None else Delivery.batch_id == batch_id
     result = session.execute(
         update(Delivery)
         .where(
-            *narrow,
-            Delivery.alert_id == alert.id,
+            owner,
             Delivery.device_id.in_(list(device_ids)),
             Delivery.status == DeliveryStatus.PENDING,
         )
