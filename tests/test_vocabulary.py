@@ -52,7 +52,7 @@ def spec_schemas() -> dict[str, Any]:
 STORED = [
     (AlertStatus, ["scheduled", "sending", "sent", "cancelled", "expired", "failed"]),
     (BatchStatus, ["pending", "sending", "retry_wait", "done", "cancelled"]),
-    (DeliveryStatus, ["pending", "sent", "failed", "pruned", "cancelled"]),
+    (DeliveryStatus, ["pending", "sent", "failed", "pruned", "cancelled", "suppressed"]),
     (DeviceState, ["active", "dead"]),
     (TriggerKind, ["plan", "send"]),
     (Platform, ["android", "ios", "web"]),
@@ -86,7 +86,7 @@ def test_every_settled_delivery_status_names_an_alert_counter() -> None:
 
 
 def test_counting_a_settled_status_moves_only_its_own_counter() -> None:
-    alert = Alert(audience=10, sent=0, failed=0, pruned=0, cancelled=0)
+    alert = Alert(audience=10, sent=0, failed=0, pruned=0, cancelled=0, suppressed=0)
     count_settled(alert, DeliveryStatus.PRUNED, 3)
     count_settled(alert, DeliveryStatus.CANCELLED, 2)
     assert (alert.sent, alert.failed, alert.pruned, alert.cancelled) == (0, 0, 3, 2)

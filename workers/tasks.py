@@ -142,6 +142,7 @@ def plan_alert(alert_id: str) -> dict[str, Any]:
         proc.runtime.sessions,
         alert_id,
         on_batch=lambda batch_id: publisher.publish(TriggerKind.SEND, str(batch_id)),
+        default_locale=proc.runtime.settings.default_locale,
     )
     # A continuation trigger (result.continuation_trigger) was published when its page
     # committed, by the runtime's after-commit hook.
@@ -173,6 +174,8 @@ def send_batch(batch_id: int) -> dict[str, Any]:
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_send_attempts,
         public_url=settings.public_url,
+        default_locale=settings.default_locale,
+        default_max_per_day=settings.default_max_per_day,
     )
     if result.retry_in is not None and result.retry_in <= MAX_COUNTDOWN:
         # Longer waits are left to the sweeper: a countdown past the broker's visibility

@@ -1,6 +1,7 @@
 """Alerts: creating one (with its trigger in the same transaction), cancelling, and reporting it.
 
-An alert's counters obey ``audience == sent + failed + pruned + cancelled + pending`` at every
+An alert's counters obey ``audience == sent + failed + pruned + cancelled + suppressed +
+pending`` at every
 commit: the planner adds to ``audience`` as it records devices, and every later change moves a
 device from pending to exactly one terminal counter in the same transaction
 (:func:`count_settled`).
@@ -26,6 +27,7 @@ from notifier.core.vocabulary import (
     BatchStatus,
     DeliveryStatus,
     TriggerKind,
+    Urgency,
 )
 from notifier.fcm.types import PushAlert
 
@@ -58,6 +60,12 @@ class AlertDraft:
     event_received_at: datetime | None = None
     test_only: bool = False
     extra: dict[str, str] = field(default_factory=dict)
+    urgency: Urgency = Urgency.NORMAL
+    # None: NOTIFIER_DEFAULT_LOCALE. Translations: {"fr": {"headline", "body"?, "url"?}}.
+    locale: str | None = None
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    # Languages the audience is restricted to (an edition's alert); None: every reader.
+    locales: tuple[str, ...] | None = None
 
 
 def new_alert_id() -> str:
@@ -71,6 +79,7 @@ def create_alert(
     default_hold: int,
     default_ttl: int,
     now: datetime | None = None,
+    default_locale: str = "en",
 ) -> Alert:
     """Insert the alert and its "plan" trigger; the caller commits, then dispatches the outbox."""
     now = now or utcnow()
@@ -86,6 +95,14 @@ def create_alert(
         image_url=draft.image_url,
         topics=sorted(set(draft.topics)),
         priority=draft.priority,
+        urgency=draft.urgency,
+        locale=draft.locale or default_locale,
+        translations={tag: dict(text) for tag, text in draft.translations.items()},
+        locales=sorted({tag.lower() for tag in draft.locales}) if draft.locales else None,
+        suppressed=0,
+        suppressed_quiet_hours=0,
+        suppressed_daily_cap=0,
+        silent=0,
         status=AlertStatus.SCHEDULED,
         source=draft.source,
         created_by=draft.created_by,
@@ -134,11 +151,19 @@ def count_settled(alert: Alert, status: DeliveryStatus, devices: int) -> None:
     """Add ``devices`` that just left pending to the alert's counter for ``status``.
 
     Each settled delivery status names its counter (``Alert.sent``, ``.failed``, ``.pruned``,
-    ``.cancelled``), which is what keeps the counts adding up without a table between the two.
+    ``.cancelled``, ``.suppressed``), which is what keeps the counts adding up without a table
+    between the two. Suppressions' reasons are counted by :func:`count_suppressed`.
     """
     if status not in SETTLED_DELIVERY_STATUSES:
         raise ValueError(f"{status!r} is not a settled delivery status")
     setattr(alert, status.value, getattr(alert, status.value) + devices)
+
+
+def count_suppressed(alert: Alert, reason: str, devices: int) -> None:
+    """Add ``devices`` suppressed for ``reason`` (a ``SuppressReason``) to the alert's counters."""
+    count_settled(alert, DeliveryStatus.SUPPRESSED, devices)
+    column = f"suppressed_{reason}"
+    setattr(alert, column, getattr(alert, column) + devices)
 
 
 def settle_pending(
@@ -193,7 +218,14 @@ def send_now(session: Session, alert_id: str, *, now: datetime | None = None) ->
 
 
 def pending_count(alert: Alert) -> int:
-    return alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled
+    return (
+        alert.audience
+        - alert.sent
+        - alert.failed
+        - alert.pruned
+        - alert.cancelled
+        - alert.suppressed
+    )
 
 
 def alert_view(alert: Alert) -> dict[str, object]:
@@ -212,6 +244,10 @@ def alert_view(alert: Alert) -> dict[str, object]:
         "image_url": alert.image_url,
         "topics": alert.topics,
         "priority": alert.priority,
+        "urgency": alert.urgency,
+        "locale": alert.locale,
+        "translations": alert.translations or {},
+        "locales": alert.locales,
         "source": alert.source,
         "article_id": alert.article_id,
         "hold_seconds": alert.hold_seconds,
@@ -224,7 +260,13 @@ def alert_view(alert: Alert) -> dict[str, object]:
             "failed": alert.failed,
             "pruned": alert.pruned,
             "cancelled": alert.cancelled,
+            "suppressed": alert.suppressed,
             "pending": pending_count(alert),
+            "silent": alert.silent,
+            "suppressed_by_reason": {
+                "quiet_hours": alert.suppressed_quiet_hours,
+                "daily_cap": alert.suppressed_daily_cap,
+            },
         },
         "opens": alert.opens,
         "open_rate": open_rate(alert.opens, alert.sent),

@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -35,7 +36,9 @@ from notifier.core.vocabulary import (
     DeliveryStatus,
     DeviceState,
     Platform,
+    QuietMode,
     TriggerKind,
+    Urgency,
 )
 
 E = TypeVar("E", bound=StrEnum)
@@ -129,6 +132,37 @@ class Device(Base):
     created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, index=True)
     dead_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # The reader's preferences (see notifier/pipeline/preferences.py). Quiet hours are minutes
+    # after local midnight in ``timezone``; both ends set, or neither.
+    quiet_start: Mapped[int | None] = mapped_column(Integer)
+    quiet_end: Mapped[int | None] = mapped_column(Integer)
+    quiet_mode: Mapped[QuietMode | None] = mapped_column(EnumText(QuietMode, 8))
+    # None: the reader never chose (or cleared it), so NOTIFIER_DEFAULT_MAX_PER_DAY applies.
+    max_per_day: Mapped[int | None] = mapped_column(Integer)
+    # A server default too: bulk import inserts devices with SQL of its own.
+    urgent_overrides: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+
+class DeviceSend(Base):
+    """A normal alert counted against a device's daily cap (one row per device and alert).
+
+    Written by the send path in the transaction that decides the device's fate, under a lock on
+    the device row, so two workers fanning out two alerts at once cannot both take the last
+    place; a send that FCM then refuses gives its place back. Rows older than a day are only
+    history and are deleted by the sweeper's retention.
+    """
+
+    __tablename__ = "device_sends"
+
+    device_id: Mapped[int] = mapped_column(
+        BigId, ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    alert_id: Mapped[str] = mapped_column(
+        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
+    )
+    sent_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+    __table_args__ = (Index("ix_device_sends_device_sent", "device_id", "sent_at"),)
 
 
 class Subscription(Base):
@@ -199,6 +233,12 @@ class Alert(Base):
     image_url: Mapped[str | None] = mapped_column(String(2048))
     topics: Mapped[list[str]] = mapped_column(JSON, default=list)
     priority: Mapped[str] = mapped_column(String(16), default="high")
+    urgency: Mapped[Urgency] = mapped_column(EnumText(Urgency, 8), default=Urgency.NORMAL)
+    # The language of headline/body/url, and other languages' texts: {"fr": {"headline", ...}}.
+    locale: Mapped[str] = mapped_column(String(35), default="en")
+    translations: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
+    # Languages the audience is restricted to (an edition's alert); None: every reader.
+    locales: Mapped[list[str] | None] = mapped_column(JSON)
     status: Mapped[AlertStatus] = mapped_column(
         EnumText(AlertStatus, 16), default=AlertStatus.SCHEDULED, index=True
     )
@@ -230,6 +270,11 @@ class Alert(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     pruned: Mapped[int] = mapped_column(Integer, default=0)
     cancelled: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed: Mapped[int] = mapped_column(Integer, default=0)
+    # Among ``suppressed``, by reason; among ``sent``, those delivered silently (quiet hours).
+    suppressed_quiet_hours: Mapped[int] = mapped_column(Integer, default=0)
+    suppressed_daily_cap: Mapped[int] = mapped_column(Integer, default=0)
+    silent: Mapped[int] = mapped_column(Integer, default=0)
     opens: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (
@@ -280,6 +325,8 @@ class Delivery(Base):
     status: Mapped[DeliveryStatus] = mapped_column(EnumText(DeliveryStatus, 16))
     error_code: Mapped[str | None] = mapped_column(String(64))
     message_name: Mapped[str | None] = mapped_column(String(200))
+    # Sent silently because it fell in the reader's quiet hours (mode ``silent``).
+    silent: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
 

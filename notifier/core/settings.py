@@ -16,6 +16,8 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from notifier.core.patterns import LOCALE_PATTERN
+
 ENV_PREFIX = "NOTIFIER_"
 
 # Variables read by the test suite or the tooling rather than by the service itself; they share the
@@ -82,6 +84,10 @@ class Settings(BaseSettings):
     sweep_interval_seconds: float = Field(default=5.0, ge=0.5, le=300)
     max_send_attempts: int = Field(default=12, ge=1, le=100)
     alert_topics: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # The language of an alert's own text when it names none, and of a device that reports none.
+    default_locale: str = Field(default="en", max_length=35, pattern=LOCALE_PATTERN)
+    # The daily cap of a reader who never chose one; unset means no cap.
+    default_max_per_day: int | None = Field(default=None, ge=1, le=100)
 
     rate_limits: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=lambda: dict(DEFAULT_RATE_LIMITS)

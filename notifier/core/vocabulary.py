@@ -57,6 +57,9 @@ class DeliveryStatus(StrEnum):
     FAILED = "failed"  # with a reason in ``error_code``
     PRUNED = "pruned"  # the token is dead; the device was marked dead too
     CANCELLED = "cancelled"  # the alert stopped before this device was sent
+    # The reader's own preferences kept it from the device (quiet hours in ``skip`` mode, or
+    # the daily cap), with the :class:`SuppressReason` in ``error_code``.
+    SUPPRESSED = "suppressed"
 
 
 # The terminal statuses: what "nothing lost" requires of every device in an audience.
@@ -65,7 +68,29 @@ SETTLED_DELIVERY_STATUSES: Final = (
     DeliveryStatus.FAILED,
     DeliveryStatus.PRUNED,
     DeliveryStatus.CANCELLED,
+    DeliveryStatus.SUPPRESSED,
 )
+
+
+class SuppressReason(StrEnum):
+    """Why a ``suppressed`` device was not sent (its ``deliveries.error_code``)."""
+
+    QUIET_HOURS = "quiet_hours"  # inside the reader's quiet hours, with mode ``skip``
+    DAILY_CAP = "daily_cap"  # the reader's ``max_per_day`` was reached in the last 24 hours
+
+
+class QuietMode(StrEnum):
+    """What quiet hours do to a normal alert."""
+
+    SILENT = "silent"  # delivered without sound or heads-up (low priority, passive, silent)
+    SKIP = "skip"  # not sent at all: ``suppressed`` with reason ``quiet_hours``
+
+
+class Urgency(StrEnum):
+    """An alert's urgency: ``urgent`` comes through quiet hours and past the daily cap."""
+
+    NORMAL = "normal"
+    URGENT = "urgent"
 
 
 class DeviceState(StrEnum):
@@ -73,6 +98,13 @@ class DeviceState(StrEnum):
 
     ACTIVE = "active"
     DEAD = "dead"  # FCM said its token is gone (``dead_reason``); subscribing again revives it
+
+
+class ReachState(StrEnum):
+    """What a reader's app is told about its device (lookup's ``state``); no internals leak."""
+
+    ACTIVE = "active"
+    UNREACHABLE = "unreachable"  # FCM said the token is gone: the app should register again
 
 
 class TriggerKind(StrEnum):

@@ -14,6 +14,12 @@ from datetime import UTC, datetime
 from notifier.fcm.types import PushAlert
 
 ANDROID_CHANNEL_ID = "breaking"
+# Quiet hours (mode ``silent``): the app's channel without sound or heads-up, low priority.
+ANDROID_QUIET_CHANNEL_ID = "quiet"
+ANDROID_QUIET_PRIORITY = "PRIORITY_LOW"
+# iOS shows a passive notification in the list without lighting the screen or sounding.
+IOS_INTERRUPTION_LEVEL = "time-sensitive"
+IOS_QUIET_INTERRUPTION_LEVEL = "passive"
 DEFAULT_THREAD_ID = "breaking"
 _APNS_COLLAPSE_ID_MAX_BYTES = 64
 _WEB_TOPIC = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
@@ -69,3 +75,13 @@ def expiration_timestamp(alert: PushAlert) -> str:
 def https_link(url: str) -> str | None:
     """The link a web notification opens; FCM accepts only HTTPS there."""
     return url if url.startswith("https://") else None
+
+
+def android_channel(silent: bool) -> str:
+    """The Android notification channel: the quiet one during the reader's quiet hours."""
+    return ANDROID_QUIET_CHANNEL_ID if silent else ANDROID_CHANNEL_ID
+
+
+def ios_interruption_level(silent: bool) -> str:
+    """``aps.interruption-level``: ``passive`` (no sound, no screen) during quiet hours."""
+    return IOS_QUIET_INTERRUPTION_LEVEL if silent else IOS_INTERRUPTION_LEVEL

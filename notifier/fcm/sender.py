@@ -31,7 +31,16 @@ from notifier.fcm import sdk
 from notifier.fcm.loop import BackgroundLoop
 from notifier.fcm.outcomes import classify, names_registration_token, parse_retry_after
 from notifier.fcm.sdk import credentials, exceptions, messaging
-from notifier.fcm.types import Accepted, Fatal, Outcome, Platform, PushAlert, Retry, Target
+from notifier.fcm.types import (
+    Accepted,
+    Fatal,
+    Localized,
+    Outcome,
+    Platform,
+    PushAlert,
+    Retry,
+    Target,
+)
 
 if TYPE_CHECKING:
     from notifier.core.settings import Settings
@@ -65,25 +74,39 @@ def build_message(alert: PushAlert, target: Target) -> messaging.Message:
     ttl = fcm_fields.remaining_ttl(alert)
     if ttl <= 0:
         raise ValueError(f"alert {alert.alert_id} has expired")
-    return _message(alert, target.platform, target.token, ttl)
+    return _message(alert, target.platform, target.token, ttl, target.text, target.silent)
 
 
-def _message(alert: PushAlert, platform: Platform, token: str, ttl: int) -> messaging.Message:
+def _message(
+    alert: PushAlert,
+    platform: Platform,
+    token: str,
+    ttl: int,
+    text: Localized | None = None,
+    silent: bool = False,
+) -> messaging.Message:
+    """The message for one platform; ``text`` (a translation) and ``silent`` (quiet hours) are
+    the device's own, everything else is the alert's."""
     alert_id = alert.alert_id
+    headline = text.headline if text else alert.headline
+    body = text.body if text else alert.body
+    url = text.url if text else alert.url
     android = apns = webpush = None
     if platform == Platform.ANDROID:
         android = messaging.AndroidConfig(
-            priority="high",
+            priority="normal" if silent else "high",
             ttl=ttl,
             collapse_key=alert_id,
             notification=messaging.AndroidNotification(
-                tag=alert_id, channel_id=fcm_fields.ANDROID_CHANNEL_ID
+                tag=alert_id,
+                channel_id=fcm_fields.android_channel(silent),
+                priority="low" if silent else None,
             ),
         )
     elif platform == Platform.IOS:
         apns = messaging.APNSConfig(
             headers={
-                "apns-priority": "10",
+                "apns-priority": "5" if silent else "10",
                 "apns-push-type": "alert",
                 "apns-collapse-id": fcm_fields.apns_collapse_id(alert_id),
                 "apns-expiration": fcm_fields.expiration_timestamp(alert),
@@ -94,27 +117,27 @@ def _message(alert: PushAlert, platform: Platform, token: str, ttl: int) -> mess
                     # Lets the app's notification service extension download the image.
                     mutable_content=True if alert.image_url else None,
                     # The SDK has no field for it yet; APNs reads it from aps.
-                    custom_data={"interruption-level": "time-sensitive"},
+                    custom_data={"interruption-level": fcm_fields.ios_interruption_level(silent)},
                 )
             ),
             fcm_options=messaging.APNSFCMOptions(image=alert.image_url),
         )
     else:
-        link = fcm_fields.https_link(alert.open_url or alert.url)
+        link = fcm_fields.https_link(alert.open_url or url)
         webpush = messaging.WebpushConfig(
             headers={
-                "Urgency": "high",
+                "Urgency": "normal" if silent else "high",
                 "TTL": str(ttl),
                 "Topic": fcm_fields.webpush_topic(alert_id),
             },
-            notification=messaging.WebpushNotification(tag=alert_id),
+            notification=messaging.WebpushNotification(
+                tag=alert_id, silent=True if silent else None
+            ),
             fcm_options=messaging.WebpushFCMOptions(link=link) if link else None,
         )
     message = messaging.Message(
-        notification=messaging.Notification(
-            title=alert.headline, body=alert.body, image=alert.image_url
-        ),
-        data={"alert_id": alert_id, "url": alert.url},
+        notification=messaging.Notification(title=headline, body=body, image=alert.image_url),
+        data={"alert_id": alert_id, "url": url},
         android=android,
         apns=apns,
         webpush=webpush,
@@ -299,13 +322,17 @@ class FcmSender:
     def _bodies(self, alert: PushAlert, targets: Sequence[Target], ttl: int) -> list[bytes]:
         # Encode once per platform with the SDK, then vary only the token: the SDK's validation
         # is the costly part and gives the same answer for every device of a platform.
-        encoded: dict[str, dict[str, Any]] = {}
+        # Likewise per language and quietness: a handful of variants per batch.
+        encoded: dict[tuple[str, Localized | None, bool], dict[str, Any]] = {}
         bodies = []
         for target in targets:
-            base = encoded.get(target.platform)
+            key = (target.platform, target.text, target.silent)
+            base = encoded.get(key)
             if base is None:
-                base = sdk.encode_message(_message(alert, target.platform, "_", ttl))
-                encoded[target.platform] = base
+                base = sdk.encode_message(
+                    _message(alert, target.platform, "_", ttl, target.text, target.silent)
+                )
+                encoded[key] = base
             bodies.append(json.dumps({"message": {**base, "token": target.token}}).encode())
         return bodies
 

@@ -33,12 +33,28 @@ class PushAlert:
 
 
 @dataclass(frozen=True, slots=True)
+class Localized:
+    """The words one device gets instead of the alert's own (a translation, ``locale`` its tag)."""
+
+    locale: str
+    headline: str
+    body: str | None
+    url: str
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
-    """One device to send to. The token is a bearer secret: never log it."""
+    """One device to send to. The token is a bearer secret: never log it.
+
+    ``text`` replaces the alert's headline, body and URL for this device (its language);
+    ``silent`` delivers without sound or heads-up (the reader's quiet hours).
+    """
 
     device_id: int
     token: str
     platform: Platform
+    text: Localized | None = None
+    silent: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,13 +16,14 @@ from sqlalchemy.orm import Session
 from notifier.alerts import service as service
 from notifier.core.db import transaction
 from notifier.core.models import Alert
-from notifier.core.vocabulary import AlertStatus
+from notifier.core.vocabulary import AlertStatus, Urgency
 from notifier.http import context
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.subscriptions.requests import (
     WHITESPACE,
+    Locale,
     Slug,
     Strict,
     not_blank,
@@ -60,6 +61,22 @@ def _plain_url(value: object) -> object:
 EditorUrl = Annotated[HttpUrl, BeforeValidator(_plain_url)]
 
 
+class Translation(Strict):
+    """The alert in another language; a missing ``url`` links to the alert's own."""
+
+    headline: Annotated[str, stored_text(200), AfterValidator(not_blank)]
+    body: Annotated[str, stored_text(1000)] | None = None
+    url: EditorUrl | None = None
+
+    def as_stored(self) -> dict[str, str]:
+        text = {"headline": self.headline}
+        if self.body is not None:
+            text["body"] = self.body
+        if self.url is not None:
+            text["url"] = str(self.url)
+        return text
+
+
 class CreateAlertRequest(Strict):
     headline: Annotated[str, stored_text(200), AfterValidator(not_blank)]
     body: Annotated[str, stored_text(1000)] | None = None
@@ -69,6 +86,10 @@ class CreateAlertRequest(Strict):
     hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
     priority: Literal["high", "normal"] = "high"
+    urgency: Literal["normal", "urgent"] = "normal"
+    locale: Locale | None = None
+    translations: Annotated[dict[Locale, Translation], Field(max_length=20)] | None = None
+    locales: Annotated[list[Locale], Field(min_length=1, max_length=20)] | None = None
 
 
 def _not_found() -> Problem:
@@ -107,6 +128,12 @@ def create() -> tuple[Response, int]:
                 hold_seconds=req.hold_seconds,
                 ttl_seconds=req.ttl_seconds,
                 priority=req.priority,
+                urgency=Urgency(req.urgency),
+                locale=req.locale,
+                translations={
+                    tag: text.as_stored() for tag, text in (req.translations or {}).items()
+                },
+                locales=tuple(req.locales) if req.locales else None,
                 source="editor",
                 created_by=str(principal.key_id),
                 idempotency_key=key,
@@ -117,6 +144,7 @@ def create() -> tuple[Response, int]:
                 draft,
                 default_hold=runtime.settings.hold_seconds,
                 default_ttl=runtime.settings.default_ttl_seconds,
+                default_locale=runtime.settings.default_locale,
             )
             view = service.alert_view(alert)
     except UnknownTopics as exc:

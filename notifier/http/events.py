@@ -107,6 +107,7 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
         alerting_topics=runtime.alerting_topics,
         hold_seconds=settings.hold_seconds,
         ttl_seconds=settings.default_ttl_seconds,
+        default_locale=settings.default_locale,
     )
     try:
         with transaction(runtime.sessions) as session:

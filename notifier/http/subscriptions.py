@@ -38,11 +38,12 @@ def subscribe() -> tuple[Response, int]:
                 token=req.token,
                 platform=req.platform,
                 topics=req.topics,
-                locale=req.locale,
-                timezone=req.timezone,
+                preferences=req.preference_changes(),
             )
     except service.UnknownTopics as exc:
         raise _unknown_topics(exc) from None
+    except service.QuietHoursNeedAZone as exc:
+        raise Problem(422, "Quiet hours need a time zone", str(exc)) from None
     return jsonify(profile.as_json()), 201 if created else 200
 
 

@@ -41,7 +41,7 @@ from notifier.alerts.service import (
 from notifier.core.models import Alert, Article, WebhookEvent, utcnow
 from notifier.core.outbox import pending_trigger_ids
 from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
-from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus
+from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus, Urgency
 from notifier.subscriptions.requests import WHITESPACE, not_blank, stored_text
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,14 @@ class _Lenient(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
+class ArticleTranslation(_Lenient):
+    """The article in another language, for readers whose locale matches."""
+
+    headline: Annotated[str, stored_text(500), AfterValidator(not_blank)]
+    summary: Annotated[str, stored_text(4000)] | None = None
+    url: WebUrl | None = None
+
+
 class ArticleData(_Lenient):
     """An article as the CMS describes it in ``article.published`` and ``article.updated``."""
 
@@ -142,6 +150,11 @@ class ArticleData(_Lenient):
     image_url: WebUrl | None = None
     locale: Locale | None = None
     revision: Annotated[StrictInt, Field(ge=0, le=2**31 - 1)] | None = None
+    # Readers' preferences: an urgent article comes through quiet hours and the daily cap.
+    urgent: StrictBool = False
+    translations: Annotated[dict[Locale, ArticleTranslation], Field(max_length=20)] | None = None
+    # Only readers of these languages (an edition's article); None: every reader.
+    locales: Annotated[list[Locale], Field(min_length=1, max_length=20)] | None = None
 
 
 class ArticleRef(_Lenient):
@@ -197,6 +210,7 @@ class IntakeRules:
     alerting_topics: Collection[str]
     hold_seconds: int
     ttl_seconds: int
+    default_locale: str = "en"
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,10 +345,28 @@ def _create_alert(session: Session, data: ArticleData, rules: IntakeRules, now: 
         article_id=data.id,
         source="webhook",
         event_received_at=now,
+        urgency=Urgency.URGENT if data.urgent else Urgency.NORMAL,
+        locale=data.locale,
+        translations={tag: _translation(text) for tag, text in (data.translations or {}).items()},
+        locales=tuple(data.locales) if data.locales else None,
     )
     return create_alert(
-        session, draft, default_hold=rules.hold_seconds, default_ttl=rules.ttl_seconds, now=now
+        session,
+        draft,
+        default_hold=rules.hold_seconds,
+        default_ttl=rules.ttl_seconds,
+        now=now,
+        default_locale=rules.default_locale,
     )
+
+
+def _translation(text: ArticleTranslation) -> dict[str, str]:
+    stored = {"headline": text.headline}
+    if text.summary is not None:
+        stored["body"] = text.summary
+    if text.url is not None:
+        stored["url"] = text.url
+    return stored
 
 
 def _is_stale(stored: int | None, incoming: int | None) -> bool:

@@ -26,6 +26,8 @@ HELP = {
     "notifier_webhook_requests_total": "Webhook deliveries on /v1/events by result.",
     "notifier_sends_total": "Device sends by outcome and FCM error code.",
     "notifier_tokens_pruned_total": "Device tokens pruned, by FCM reason.",
+    "notifier_suppressed_total": "Devices not sent by their reader's preferences, by reason.",
+    "notifier_silent_sends_total": "Devices sent silently (in their reader's quiet hours).",
     "notifier_rate_limit_waits_total": "Times a sender waited for the shared FCM quota.",
     "notifier_rate_limit_wait_seconds_total": "Seconds senders waited for the shared FCM quota.",
     "notifier_fcm_request_seconds": "Latency of FCM send requests.",

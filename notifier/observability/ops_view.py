@@ -37,6 +37,8 @@ def alerts_in_flight(session: Session, now: datetime) -> list[dict[str, Any]]:
                 "sent": alert.sent,
                 "failed": alert.failed,
                 "pruned": alert.pruned,
+                "suppressed": alert.suppressed,
+                "silent": alert.silent,
                 "pending": pending_count(alert),
                 "planned": alert.planned_at is not None,
                 "progress": round(done / alert.audience, 4) if alert.audience else 0.0,
@@ -125,6 +127,7 @@ def throughput(session: Session, now: datetime, minutes: int = 60) -> list[dict[
             "failed": 0,
             "pruned": 0,
             "retried": 0,
+            "suppressed": 0,
         }
     for minute, outcome, count in minutes_since(session, start):
         if minute in buckets and outcome in buckets[minute]:

@@ -5,6 +5,11 @@ device, advances the alert's cursor and grows its audience. The work per page is
 whatever the audience size: every followed topic contributes at most one page of its
 ``(topic_id, device_id)`` index range, and the union of those is de-duplicated, so a device that
 follows several of the alert's topics is planned once. No list of all tokens is ever in memory.
+
+An edition's alert (``locales``) keeps only the page's devices whose language matches, in the
+same statement that keeps only live devices: a filter on at most ``PAGE_SIZE`` rows found by
+primary key, so the page still costs the same. The other preferences (quiet hours, the daily
+cap, the text's language) are decided when a batch is sent, see ``notifier.pipeline.send``.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import func, insert, select, union_all
+from sqlalchemy import ColumnElement, false, func, insert, or_, select, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
@@ -39,6 +44,7 @@ from notifier.core.vocabulary import (
     DeviceState,
     TriggerKind,
 )
+from notifier.pipeline.preferences import language
 
 PAGE_SIZE = 500
 
@@ -88,19 +94,20 @@ def plan_slice(
     max_pages: int = 200,
     now: datetime | None = None,
     on_batch: Callable[[int], None] | None = None,
+    default_locale: str = "en",
 ) -> PlanSlice:
     """Plan pages until the audience is exhausted or the budget is spent.
 
     When the budget runs out, a continuation trigger is written in the last page's transaction,
     so a lost continuation is found by the sweeper like any other trigger. ``on_batch`` (a
     callable taking a batch id) is called after each page commits, so sending starts while the
-    planner is still paging.
+    planner is still paging. A device without a locale counts as ``default_locale``.
     """
     started = time.monotonic()
     result = PlanSlice(alert_id=alert_id, state=PlanState.CONTINUE)
     for _ in range(max_pages):
         with sessions.begin() as session:
-            step = _plan_page(session, alert_id, now or utcnow())
+            step = _plan_page(session, alert_id, now or utcnow(), default_locale)
             if step is None:
                 result.state = _final_state(session, alert_id)
                 return result
@@ -108,10 +115,11 @@ def plan_slice(
             budget_spent = time.monotonic() - started > time_budget
             if budget_spent:
                 result.continuation_trigger = add_trigger(session, TriggerKind.PLAN, alert_id).id
-        result.batch_ids.append(batch_id)
-        result.devices += size
-        if on_batch is not None:
-            on_batch(batch_id)
+        if batch_id is not None:
+            result.batch_ids.append(batch_id)
+            result.devices += size
+            if on_batch is not None:
+                on_batch(batch_id)
         if budget_spent:
             return result
     with sessions.begin() as session:
@@ -126,8 +134,36 @@ def _final_state(session: Session, alert_id: str) -> PlanState:
     return PlanState.PLANNED if alert.planned_at is not None else PlanState.NOT_DUE
 
 
-def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int] | None:
-    """Record one page as a batch; ``None`` when there is nothing (more) to plan."""
+def speaks_any(languages: list[str], default_locale: str) -> ColumnElement[bool]:
+    """SQL: the device's locale is in one of ``languages`` (primary subtags, lowercase).
+
+    ``fr`` matches ``fr``, ``fr-CA`` and ``fr_ca``; a device without a locale counts as
+    ``default_locale``.
+    """
+    tag = func.lower(func.replace(Device.locale, "_", "-"))
+    matches: list[ColumnElement[bool]] = []
+    for lang in sorted({language(code, default_locale) for code in languages}):
+        matches.append(tag == lang)
+        matches.append(tag.startswith(f"{lang}-", autoescape=True))
+    if language(None, default_locale) in {language(c, default_locale) for c in languages}:
+        matches.append(Device.locale.is_(None))
+    return or_(*matches) if matches else false()
+
+
+# Pages of the audience read in one transaction, at most, when none of their devices is to be
+# sent (dead, or another edition's readers): the cursor is committed and paging goes on in the
+# next transaction, so an edition's alert over a large audience never holds one long transaction.
+MAX_EMPTY_PAGES = 8
+
+
+def _plan_page(
+    session: Session, alert_id: str, now: datetime, default_locale: str = "en"
+) -> tuple[int | None, int] | None:
+    """Record one page as a batch; ``None`` when there is nothing (more) to plan.
+
+    ``(None, 0)``: pages were read and none of their devices is in the audience (the cursor moved
+    on, nothing was recorded).
+    """
     alert = get_alert(session, alert_id, for_update=True)
     if alert.status not in LIVE_ALERT_STATUSES or alert.planned_at is not None:
         return None
@@ -140,8 +176,11 @@ def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int
         alert.status, alert.planning_started_at = AlertStatus.SENDING, now
     alert.plan_progress_at = now
     topic_ids = list(session.scalars(select(Topic.id).where(Topic.slug.in_(alert.topics))))
+    audience_filter = [Device.state == DeviceState.ACTIVE]
+    if alert.locales and not alert.test_only:
+        audience_filter.append(speaks_any(list(alert.locales), default_locale))
     active: list[int] = []
-    while not active:  # a page of only dead devices is skipped, not recorded
+    for _ in range(MAX_EMPTY_PAGES):  # a page of only dead (or other editions') devices is skipped
         if alert.test_only:
             device_ids = _test_audience(session, alert, alert.plan_cursor)
         else:
@@ -153,11 +192,15 @@ def _plan_page(session: Session, alert_id: str, now: datetime) -> tuple[int, int
         active = list(
             session.scalars(
                 select(Device.id)
-                .where(Device.id.in_(device_ids), Device.state == DeviceState.ACTIVE)
+                .where(Device.id.in_(device_ids), *audience_filter)
                 .order_by(Device.id)
             )
         )
         alert.plan_cursor = device_ids[-1]
+        if active:
+            break
+    else:
+        return None, 0
     seq = (session.scalar(select(func.max(Batch.seq)).where(Batch.alert_id == alert.id)) or 0) + 1
     batch = Batch(
         alert_id=alert.id,

@@ -24,15 +24,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, String, column, select, update, values
+from sqlalchemy import BigInteger, String, column, delete, func, select, update, values
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
-from notifier.alerts.service import count_settled, get_alert
+from notifier.alerts.service import count_settled, count_suppressed, get_alert
 from notifier.core.counters import DELIVERY_LATENCY_BUCKETS, Tally, add_minute
-from notifier.core.models import Alert, Batch, Delivery, Device
-from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState
+from notifier.core.db import insert_ignoring_conflicts
+from notifier.core.models import Alert, Batch, Delivery, Device, DeviceSend
+from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState, Urgency
 from notifier.fcm.types import Accepted, Fatal, Outcome, Prune, Retry
+from notifier.pipeline.preferences import (
+    CAP_WINDOW,
+    DevicePrefs,
+    Fate,
+    decide,
+    in_quiet_hours,
+    is_capped,
+)
 
 log = logging.getLogger(__name__)
 
@@ -114,12 +123,27 @@ def classify(outcomes: Iterable[Outcome]) -> Classified:
 
 
 def apply_outcomes(
-    session: Session, alert: Alert, batch_id: int, outcomes: Classified, now: datetime
+    session: Session,
+    alert: Alert,
+    batch_id: int,
+    outcomes: Classified,
+    now: datetime,
+    *,
+    silent: frozenset[int] = frozenset(),
 ) -> dict[str, int]:
-    """Record accepted, pruned and failed devices; returns the deliveries moved per status."""
+    """Record accepted, pruned and failed devices; returns the deliveries moved per status.
+
+    Accepted devices that were sent silently (quiet hours) add to the alert's ``silent``; devices
+    that ended without reaching the reader give back their place under the daily cap.
+    """
     counts: dict[str, int] = {
         DeliveryStatus.SENT: _accept(session, alert, batch_id, outcomes.accepted, now)
     }
+    # The lease owner records its own batch's pending devices: every accepted one moved.
+    quiet = sum(1 for o in outcomes.accepted if o.device_id in silent) if silent else 0
+    alert.silent += quiet
+    if quiet:
+        counts["silent"] = quiet
     if outcomes.accepted:
         alert.first_send_at = alert.first_send_at or now
         alert.last_send_at = now
@@ -128,7 +152,18 @@ def apply_outcomes(
         counts[status] = counts.get(status, 0) + moved
         if status == DeliveryStatus.PRUNED:
             _mark_dead(session, device_ids, code, now)
+    release_cap(session, alert.id, [i for ids in outcomes.ended.values() for i in ids])
     return counts
+
+
+def release_cap(session: Session, alert_id: str, device_ids: Sequence[int]) -> None:
+    """Devices this alert never reached give their place under the daily cap back."""
+    if device_ids:
+        session.execute(
+            delete(DeviceSend).where(
+                DeviceSend.alert_id == alert_id, DeviceSend.device_id.in_(list(device_ids))
+            )
+        )
 
 
 def move_pending(
@@ -138,18 +173,27 @@ def move_pending(
     status: DeliveryStatus,
     error_code: str | None,
     now: datetime,
+    *,
+    count: bool = True,
+    batch_id: int | None = None,
 ) -> int:
     """Move pending deliveries to a terminal status and the alert's counter by the rows moved.
 
     Only rows still pending move, so a device recorded by someone else (a cancel, the sweeper)
-    is never counted twice.
+    is never counted twice. ``count=False`` leaves the counting to the caller.
+
+    ``batch_id`` (one of the alert's batches) selects the rows by the batch alone: with the
+    alert's id in the condition as well, PostgreSQL's statistics (taken before a large fan-out
+    filled the table) can make it AND the batch's 500 rows with the alert's whole audience read
+    from the primary key, a cost that grows with the audience.
     """
     if not device_ids:
         return 0
+    owner = Delivery.alert_id == alert.id if batch_id is None else Delivery.batch_id == batch_id
     result = session.execute(
         update(Delivery)
         .where(
-            Delivery.alert_id == alert.id,
+            owner,
             Delivery.device_id.in_(list(device_ids)),
             Delivery.status == DeliveryStatus.PENDING,
         )
@@ -159,7 +203,8 @@ def move_pending(
         .execution_options(synchronize_session=False)
     )
     moved: int = result.rowcount  # type: ignore[attr-defined]
-    count_settled(alert, status, moved)
+    if count:
+        count_settled(alert, status, moved)
     return moved
 
 
@@ -311,6 +356,7 @@ def _give_up(session: Session, alert: Alert, retries: list[Retry], now: datetime
     by_code: dict[str, list[int]] = defaultdict(list)
     for r in retries:
         by_code[f"{r.reason}:gave_up"[:64]].append(r.device_id)
+    release_cap(session, alert.id, [r.device_id for r in retries])
     return {
         code: move_pending(session, alert, device_ids, DeliveryStatus.FAILED, code, now)
         for code, device_ids in by_code.items()
@@ -330,6 +376,7 @@ def count_outcomes(
 ) -> None:
     """Metrics for one recorded batch: outcomes by FCM code, prunes, end-to-end latency."""
     tally.add("notifier_sends_total", counts.get("sent", 0), outcome="accepted", code="")
+    tally.add("notifier_silent_sends_total", counts.get("silent", 0))
     for (status, code), device_ids in outcomes.ended.items():
         outcome = "pruned" if status == DeliveryStatus.PRUNED else "failed"
         tally.add("notifier_sends_total", len(device_ids), outcome=outcome, code=code)
@@ -358,15 +405,23 @@ def record_outcomes(
     max_attempts: int,
     tally: Tally,
     now: datetime,
+    verdicts: Verdicts | None = None,
 ) -> BatchResult:
-    """Record what FCM answered for a batch, if ``owner`` still holds its lease."""
+    """Record what FCM answered for a batch, if ``owner`` still holds its lease, and the
+    devices readers' preferences held back (``verdicts``, decided when it was leased)."""
+    verdicts = verdicts or Verdicts()
     with sessions.begin() as session:
         owned = owned_batch(session, batch_id, owner)
         if owned is None:
             return BatchResult(batch_id, "lease_lost")
         alert, batch = owned
         classified = classify(outcomes)
-        counts = apply_outcomes(session, alert, batch.id, classified, now)
+        suppressed = record_suppressed(
+            session, alert, batch.id, verdicts, tally, now, retried=batch.attempts > 1
+        )
+        counts = apply_outcomes(session, alert, batch.id, classified, now, silent=verdicts.silent)
+        if suppressed:
+            counts["suppressed"] = suppressed
         result = BatchResult(batch_id, "done", counts)
         scheduled = schedule_retries(
             session, alert, batch, classified.retries, max_attempts=max_attempts, now=now
@@ -404,6 +459,131 @@ def record_gone(
         alert, _batch = owned
         move_pending(session, alert, dead, DeliveryStatus.PRUNED, ALREADY_PRUNED, now)
         move_pending(session, alert, missing, DeliveryStatus.FAILED, DEVICE_GONE, now)
+
+
+@dataclass(frozen=True, slots=True)
+class Verdicts:
+    """What readers' preferences decided for a batch's devices, recorded with its outcomes.
+
+    ``suppressed`` maps a ``SuppressReason`` to the devices not sent for it; ``silent`` holds the
+    devices sent silently (quiet hours).
+    """
+
+    suppressed: dict[str, list[int]] = field(default_factory=dict)
+    silent: frozenset[int] = frozenset()
+
+
+def decide_preferences(
+    session: Session,
+    alert_id: str,
+    batch_id: int,
+    devices: Sequence[DevicePrefs],
+    *,
+    urgency: Urgency,
+    default_cap: int | None,
+    now: datetime,
+) -> Verdicts:
+    """Decide each device's fate by its reader's preferences, in the lease's transaction.
+
+    Nothing is read or written unless some device has quiet hours in effect or a cap, so the
+    common batch costs nothing more. The suppressed devices stay pending until the outcomes are
+    recorded (:func:`record_outcomes` moves them with the rest, in the transaction that holds
+    the alert exclusively), so the counts add up at every commit.
+
+    The daily cap holds across workers because the database arbitrates: the capped devices' rows
+    are locked (``SELECT ... FOR UPDATE`` in id order, after the alert and the batch: the one lock
+    order; SQLite's ``BEGIN IMMEDIATE`` serialises writers anyway), then their sends of the last
+    24 hours are counted and this alert's own are inserted, in one transaction. Two alerts fanning
+    out at once to a device with one place left therefore take turns, and the second finds the
+    place taken. A device retried or re-leased keeps its place (one row per device and alert;
+    this alert's own row is not counted).
+    """
+    capped = sorted(d.device_id for d in devices if is_capped(d, urgency, default_cap))
+    if not capped and not any(in_quiet_hours(d, now) for d in devices):
+        return Verdicts()
+    recent: dict[int, int] = {}
+    if capped:
+        session.execute(
+            select(Device.id).where(Device.id.in_(capped)).order_by(Device.id).with_for_update()
+        )
+        recent = dict(
+            session.execute(
+                select(DeviceSend.device_id, func.count())
+                .where(
+                    DeviceSend.device_id.in_(capped),
+                    DeviceSend.sent_at > now - CAP_WINDOW,
+                    DeviceSend.alert_id != alert_id,
+                )
+                .group_by(DeviceSend.device_id)
+            ).all()
+        )
+    suppressed: dict[str, list[int]] = defaultdict(list)
+    silent: list[int] = []
+    counted: list[int] = []
+    for device in devices:
+        decision = decide(
+            device,
+            urgency,
+            now,
+            sends_in_window=recent.get(device.device_id, 0),
+            default_cap=default_cap,
+        )
+        if decision.fate == Fate.SUPPRESS and decision.reason is not None:
+            suppressed[decision.reason].append(device.device_id)
+            continue
+        if decision.fate == Fate.SILENT:
+            silent.append(device.device_id)
+        if decision.counts_against_cap:
+            counted.append(device.device_id)
+    insert_ignoring_conflicts(
+        session,
+        DeviceSend.__table__,
+        [{"device_id": i, "alert_id": alert_id, "sent_at": now} for i in counted],
+    )
+    if silent:
+        # Kept on the device's delivery: what happened to it, and why, stays on record.
+        session.execute(
+            update(Delivery)
+            .where(Delivery.batch_id == batch_id, Delivery.device_id.in_(silent))
+            .values(silent=True)
+            .execution_options(synchronize_session=False)
+        )
+    return Verdicts(dict(suppressed), frozenset(silent))
+
+
+def record_suppressed(
+    session: Session,
+    alert: Alert,
+    batch_id: int,
+    verdicts: Verdicts,
+    tally: Tally,
+    now: datetime,
+    *,
+    retried: bool = True,
+) -> int:
+    """Move the suppressed devices (still pending) to ``suppressed``; returns how many moved.
+
+    On a batch's later attempts (``retried``) a device may have been counted against its cap by
+    an earlier one: its place is given back.
+    """
+    total = 0
+    for reason, device_ids in sorted(verdicts.suppressed.items()):
+        moved = move_pending(
+            session,
+            alert,
+            device_ids,
+            DeliveryStatus.SUPPRESSED,
+            reason,
+            now,
+            count=False,
+            batch_id=batch_id,
+        )
+        count_suppressed(alert, reason, moved)
+        if retried:
+            release_cap(session, alert.id, device_ids)
+        tally.add("notifier_suppressed_total", moved, reason=reason)
+        total += moved
+    return total
 
 
 def _end_alert_if_due(session: Session, alert: Alert, now: datetime) -> None:

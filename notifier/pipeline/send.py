@@ -10,6 +10,11 @@ Idempotent by construction, because Celery delivers at least once:
   :mod:`notifier.pipeline.record`, which classifies, applies and schedules retries).
 
 No transaction is open while FCM is being called: the lease and the recording are each their own.
+
+Readers' preferences are decided here, at send time, between the lease and the send: the text in
+the device's language, quiet hours in its zone (sent silently, or suppressed), and the daily cap
+(see :mod:`notifier.pipeline.preferences` for the rules, and
+:func:`notifier.pipeline.record.decide_preferences` for how the cap holds across workers).
 """
 
 from __future__ import annotations
@@ -32,9 +37,17 @@ from notifier.core.vocabulary import (
     DeliveryStatus,
     DeviceState,
 )
-from notifier.fcm.types import Outcome, PushAlert, Target
+from notifier.fcm.types import Localized, Outcome, PushAlert, Target
+from notifier.pipeline.preferences import DevicePrefs, best_text
 from notifier.pipeline.quota import SendLimiter
-from notifier.pipeline.record import BatchResult, alert_of, record_gone, record_outcomes
+from notifier.pipeline.record import (
+    BatchResult,
+    Verdicts,
+    alert_of,
+    decide_preferences,
+    record_gone,
+    record_outcomes,
+)
 
 __all__ = ["BatchResult", "Sender", "send_batch"]
 
@@ -61,17 +74,29 @@ def send_batch(
     max_attempts: int,
     public_url: str | None = None,
     clock: Callable[[], datetime] = utcnow,
+    default_locale: str = "en",
+    default_max_per_day: int | None = None,
 ) -> BatchResult:
     """Send batch ``batch_id`` once: lease it, send its pending devices, record the outcomes.
 
-    ``clock`` gives the current UTC time (leases, retry times and the TTL are judged by it); tests
-    pass a controllable one.
+    ``clock`` gives the current UTC time (leases, retry times, the TTL and quiet hours are judged
+    by it); tests pass a controllable one. ``default_locale`` is the language of a device that
+    reports none, ``default_max_per_day`` the cap of a reader who chose none.
     """
     owner = str(uuid.uuid4())
-    leased = _lease(sessions, batch_id, owner, lease_seconds, public_url, clock)
+    leased = _lease(
+        sessions,
+        batch_id,
+        owner,
+        lease_seconds,
+        public_url,
+        clock,
+        default_locale=default_locale,
+        default_max_per_day=default_max_per_day,
+    )
     if isinstance(leased, BatchResult):
         return leased
-    push_alert, targets = leased
+    push_alert, targets, verdicts = leased
     tally = Tally()
     outcomes: list[Outcome] = []
     latencies: list[float] = []
@@ -84,7 +109,14 @@ def send_batch(
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
     return record_outcomes(
-        sessions, batch_id, owner, outcomes, max_attempts=max_attempts, tally=tally, now=clock()
+        sessions,
+        batch_id,
+        owner,
+        outcomes,
+        max_attempts=max_attempts,
+        tally=tally,
+        now=clock(),
+        verdicts=verdicts,
     )
 
 
@@ -95,11 +127,17 @@ def _lease(
     lease_seconds: int,
     public_url: str | None,
     clock: Callable[[], datetime],
-) -> BatchResult | tuple[PushAlert, list[Target]]:
+    *,
+    default_locale: str,
+    default_max_per_day: int | None,
+) -> BatchResult | tuple[PushAlert, list[Target], Verdicts]:
     """Take the batch's lease and read its pending devices, or say why this run must not send.
 
     Devices pruned or forgotten since planning are recorded here, in a transaction of their own
-    once the lease is held, so the sender is only given live tokens.
+    once the lease is held, so the sender is only given live tokens. The readers' preferences
+    decide each live device's fate in the lease's own transaction (see
+    :func:`notifier.pipeline.record.decide_preferences`), and each target gets its text in its
+    language.
     """
     now = clock()
     with sessions.begin() as session:
@@ -119,7 +157,19 @@ def _lease(
         verdict = _not_to_send(alert, batch, now)
         if verdict is None:
             rows = session.execute(
-                select(Delivery.device_id, Device.token, Device.platform, Device.state)
+                select(
+                    Delivery.device_id,
+                    Device.token,
+                    Device.platform,
+                    Device.state,
+                    Device.locale,
+                    Device.timezone,
+                    Device.quiet_start,
+                    Device.quiet_end,
+                    Device.quiet_mode,
+                    Device.max_per_day,
+                    Device.urgent_overrides,
+                )
                 # Outer join: a device that unsubscribed entirely since planning has no row.
                 .outerjoin(Device, Device.id == Delivery.device_id)
                 .where(Delivery.batch_id == batch.id, Delivery.status == DeliveryStatus.PENDING)
@@ -129,19 +179,81 @@ def _lease(
             batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
             batch.attempts += 1
             push_alert = to_push_alert(alert, public_url)
+            alert_locale = alert.locale or default_locale
+            translations = dict(alert.translations or {})
+            live = [r for r in rows if r.state == DeviceState.ACTIVE]
+            verdicts = decide_preferences(
+                session,
+                alert.id,
+                batch.id,
+                [
+                    DevicePrefs(
+                        r.device_id,
+                        r.locale,
+                        r.timezone,
+                        r.quiet_start,
+                        r.quiet_end,
+                        r.quiet_mode,
+                        r.max_per_day,
+                        r.urgent_overrides,
+                    )
+                    for r in live
+                ],
+                urgency=alert.urgency,
+                default_cap=default_max_per_day,
+                now=now,
+            )
     if verdict is not None:
         if verdict.state == "cancelled":
             _close_batch(sessions, batch_id, now)
         return verdict
-    targets = [
-        Target(r.device_id, r.token, r.platform) for r in rows if r.state == DeviceState.ACTIVE
-    ]
     dead = [r.device_id for r in rows if r.state is not None and r.state != DeviceState.ACTIVE]
     missing = [r.device_id for r in rows if r.state is None]
     if dead or missing:
         # Pruned by another alert (or unsubscribed) since planning: recorded, not sent.
         record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
-    return push_alert, targets
+    held_back = {i for ids in verdicts.suppressed.values() for i in ids}
+    text_for = _texts(push_alert, alert_locale, translations, default_locale)
+    targets = [
+        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in verdicts.silent)
+        for r in live
+        if r.device_id not in held_back
+    ]
+    return push_alert, targets, verdicts
+
+
+def _texts(
+    push_alert: PushAlert,
+    alert_locale: str,
+    translations: dict[str, dict[str, str]],
+    default_locale: str,
+) -> Callable[[str | None], Localized | None]:
+    """A device locale's text: None for the alert's own, else the translation (one per locale,
+    so a batch's messages come in a handful of variants the sender encodes once each)."""
+    cache: dict[str | None, Localized | None] = {}
+
+    def text_for(locale: str | None) -> Localized | None:
+        if locale not in cache:
+            text = best_text(
+                locale,
+                alert_locale=alert_locale,
+                headline=push_alert.headline,
+                body=push_alert.body,
+                url=push_alert.url,
+                translations=translations,
+                default_locale=default_locale,
+            )
+            own = (text.headline, text.body, text.url) == (
+                push_alert.headline,
+                push_alert.body,
+                push_alert.url,
+            )
+            cache[locale] = (
+                None if own else Localized(text.locale, text.headline, text.body, text.url)
+            )
+        return cache[locale]
+
+    return text_for
 
 
 def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) -> None:

@@ -12,13 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert
-from notifier.core.models import Alert, Batch, Device, Heartbeat, utcnow
+from notifier.core.models import Alert, Batch, Device, DeviceSend, Heartbeat, utcnow
 from notifier.core.outbox import Publisher, dispatch
 from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus, BatchStatus, TriggerKind
+from notifier.pipeline.preferences import CAP_WINDOW
 
 OUTBOX_GRACE = timedelta(seconds=5)
 
@@ -29,6 +30,7 @@ class SweepReport:
     alerts_requeued: int = 0
     batches_requeued: int = 0
     alerts_expired: int = 0
+    cap_sends_forgotten: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -47,6 +49,7 @@ def sweep(
     report.alerts_expired = _expire(sessions, now)
     report.alerts_requeued = _requeue_alerts(sessions, publisher, now, requeue_after)
     report.batches_requeued = _requeue_batches(sessions, publisher, now, requeue_after)
+    report.cap_sends_forgotten = forget_old_sends(sessions, now)
     beat(sessions, "sweeper", dict(report.as_dict()), now)
     return report
 
@@ -129,6 +132,26 @@ def _requeue_batches(
         with sessions.begin() as session:
             session.execute(update(Batch).where(Batch.id.in_(ids)).values(enqueued_at=now))
     return len(ids)
+
+
+def forget_old_sends(sessions: sessionmaker[Session], now: datetime, chunk: int = 5000) -> int:
+    """Delete daily-cap records older than the cap's 24 hours (they no longer count), a chunk
+    per sweep so a backlog never makes one long transaction."""
+    with sessions.begin() as session:
+        old = (
+            select(DeviceSend.device_id, DeviceSend.alert_id)
+            .where(DeviceSend.sent_at < now - CAP_WINDOW)
+            .limit(chunk)
+        )
+        rows = session.execute(old).all()
+        if not rows:
+            return 0
+        session.execute(
+            delete(DeviceSend).where(
+                tuple_(DeviceSend.device_id, DeviceSend.alert_id).in_([tuple(r) for r in rows])
+            )
+        )
+    return len(rows)
 
 
 def delete_stale_devices(

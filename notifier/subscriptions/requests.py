@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Annotated
+from typing import Annotated, Literal
 from zoneinfo import available_timezones
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
 from notifier.core.vocabulary import Platform
@@ -71,12 +78,47 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+CLOCK_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+Clock = Annotated[str, StringConstraints(strict=True, pattern=CLOCK_PATTERN)]
+MaxPerDay = Annotated[int, Field(ge=1, le=100)]
+
+
+class QuietHours(Strict):
+    """A daily window in the device's own time zone; ``start`` after ``end`` crosses midnight."""
+
+    start: Clock
+    end: Clock
+    mode: Literal["silent", "skip"] = "silent"
+
+
+# The reader's preferences: for each, an omitted field keeps its stored value and ``null``
+# clears it (quiet hours off, the default cap, urgent alerts overriding again).
+PREFERENCE_FIELDS = ("locale", "timezone", "quiet_hours", "max_per_day", "urgent_overrides")
+
+
 class SubscribeRequest(Strict):
     token: Token
     platform: PlatformName
     topics: Topics
     locale: Locale | None = None
     timezone: Zone | None = None
+    quiet_hours: QuietHours | None = None
+    max_per_day: MaxPerDay | None = None
+    urgent_overrides: bool | None = None
+
+    @model_validator(mode="after")
+    def _quiet_hours_need_a_zone(self) -> SubscribeRequest:
+        # Only a request that both sets quiet hours and clears the zone is refused here; one
+        # that relies on the stored zone is checked against the device by the service.
+        cleared_zone = "timezone" in self.model_fields_set and self.timezone is None
+        if self.quiet_hours is not None and cleared_zone:
+            raise ValueError("quiet_hours need the device's timezone")
+        return self
+
+    def preference_changes(self) -> dict[str, object]:
+        """The preferences this request sets or clears (omitted ones are left out)."""
+        named = self.model_fields_set
+        return {name: getattr(self, name) for name in PREFERENCE_FIELDS if name in named}
 
 
 class UnsubscribeRequest(Strict):

@@ -6,7 +6,7 @@ rules (known topics, one device per token, a pruned device revived by a fresh su
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from notifier.core.db import dialect_insert, insert_ignoring_conflicts
 from notifier.core.models import Device, Subscription, Topic, utcnow
-from notifier.core.vocabulary import DeviceState
+from notifier.core.vocabulary import DeviceState, QuietMode, ReachState
 from notifier.subscriptions.topics import active_topics
 
 
@@ -25,6 +25,22 @@ class UnknownTopics(ValueError):
     def __init__(self, slugs: Iterable[str]) -> None:
         self.slugs = sorted(set(slugs))
         super().__init__(f"unknown topic(s): {', '.join(self.slugs)}")
+
+
+class QuietHoursNeedAZone(ValueError):
+    """Quiet hours are local times: a device with quiet hours must have a time zone."""
+
+    def __init__(self) -> None:
+        super().__init__("quiet_hours need the device's timezone; send timezone with them")
+
+
+def _clock(minutes: int) -> str:
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"
+
+
+def _minutes(clock: str) -> int:
+    hours, _, minutes = clock.partition(":")
+    return int(hours) * 60 + int(minutes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +53,10 @@ class DeviceProfile:
     timezone: str | None
     created_at: datetime
     last_seen_at: datetime
+    quiet_hours: dict[str, str] | None = None
+    max_per_day: int | None = None
+    urgent_overrides: bool = True
+    state: ReachState = ReachState.ACTIVE
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -44,9 +64,40 @@ class DeviceProfile:
             "topics": self.topics,
             "locale": self.locale,
             "timezone": self.timezone,
+            "quiet_hours": self.quiet_hours,
+            "max_per_day": self.max_per_day,
+            "urgent_overrides": self.urgent_overrides,
+            "state": self.state,
             "created_at": self.created_at.isoformat(),
             "last_seen_at": self.last_seen_at.isoformat(),
         }
+
+
+def preference_columns(changes: Mapping[str, object]) -> dict[str, object]:
+    """Device columns for the preferences a request sets or clears (``None`` clears).
+
+    ``quiet_hours`` is ``None`` or a mapping (or model) with ``start``, ``end`` (``HH:MM``) and
+    ``mode``; clearing ``urgent_overrides`` restores its default (true).
+    """
+    columns: dict[str, object] = {}
+    for name, value in changes.items():
+        if name == "quiet_hours":
+            if value is None:
+                columns.update(quiet_start=None, quiet_end=None, quiet_mode=None)
+            else:
+                window = value if isinstance(value, Mapping) else vars(value)
+                columns.update(
+                    quiet_start=_minutes(str(window["start"])),
+                    quiet_end=_minutes(str(window["end"])),
+                    quiet_mode=QuietMode(str(window.get("mode") or QuietMode.SILENT)),
+                )
+        elif name == "urgent_overrides":
+            columns[name] = True if value is None else bool(value)
+        elif name in ("locale", "timezone", "max_per_day"):
+            columns[name] = value
+        else:
+            raise ValueError(f"not a preference: {name}")
+    return columns
 
 
 def resolve_topics(session: Session, slugs: Iterable[str]) -> dict[str, int]:
@@ -67,25 +118,36 @@ def subscribe(
     topics: list[str],
     locale: str | None = None,
     timezone: str | None = None,
+    preferences: Mapping[str, object] | None = None,
 ) -> tuple[DeviceProfile, bool]:
     """Add ``topics`` to the device's subscriptions, creating the device if new.
 
     Returns the profile and whether the device was created. One INSERT ... ON CONFLICT DO NOTHING
     decides that atomically, so concurrent calls with the same token make one device; a known
     token is then refreshed with one UPDATE (a pruned token that comes back is live again).
+
+    ``preferences`` (the API's way) holds only the fields the request named: each is set, or
+    cleared when ``None``; without it, a non-None ``locale`` or ``timezone`` is set (bulk
+    import's and older callers' way). Raises :class:`QuietHoursNeedAZone` when the device would
+    end up with quiet hours and no zone (the caller's transaction is then rolled back).
     """
     topic_ids = resolve_topics(session, topics)
     now = utcnow()
+    if preferences is None:
+        preferences = {
+            k: v for k, v in (("locale", locale), ("timezone", timezone)) if v is not None
+        }
+    columns = preference_columns(preferences)
+    fresh = {"locale": None, "timezone": None, "urgent_overrides": True, **columns}
     device_id = session.scalar(
         dialect_insert(session, Device)
         .values(
             token=token,
             platform=platform,
-            locale=locale,
-            timezone=timezone,
             state=DeviceState.ACTIVE,
             created_at=now,
             last_seen_at=now,
+            **fresh,
         )
         .on_conflict_do_nothing(index_elements=["token"])
         .returning(Device.id)
@@ -99,10 +161,7 @@ def subscribe(
             "dead_reason": None,
             "dead_at": None,
         }
-        if locale is not None:
-            changes["locale"] = locale
-        if timezone is not None:
-            changes["timezone"] = timezone
+        changes.update(columns)
         device_id = session.scalar(
             update(Device).where(Device.token == token).values(**changes).returning(Device.id)
         )
@@ -114,11 +173,11 @@ def subscribe(
             for tid in topic_ids.values()
         ],
     )
-    if created:  # nothing to read back: the device is exactly what was just written
-        return DeviceProfile(platform, sorted(topic_ids), locale, timezone, now, now), True
     # get_one raises NoResultFound instead of returning None: a check that survives `python -O`.
     device = session.get_one(Device, device_id, populate_existing=True)
-    return profile(session, device), False
+    if device.quiet_start is not None and not device.timezone:
+        raise QuietHoursNeedAZone()
+    return profile(session, device), created
 
 
 def find_device(session: Session, token: str) -> Device | None:
@@ -178,6 +237,10 @@ def rotate_token(session: Session, *, old_token: str, new_token: str) -> DeviceP
     )
     new.locale = new.locale or old.locale
     new.timezone = new.timezone or old.timezone
+    if new.quiet_start is None and new.timezone == old.timezone:
+        new.quiet_start, new.quiet_end = old.quiet_start, old.quiet_end
+        new.quiet_mode = old.quiet_mode
+    new.max_per_day = new.max_per_day if new.max_per_day is not None else old.max_per_day
     new.last_seen_at = now
     new.state, new.dead_reason, new.dead_at = DeviceState.ACTIVE, None, None
     session.delete(old)
@@ -192,6 +255,13 @@ def profile(session: Session, device: Device) -> DeviceProfile:
         .where(Subscription.device_id == device.id)
         .order_by(Topic.slug)
     ).all()
+    quiet = None
+    if device.quiet_start is not None and device.quiet_end is not None:
+        quiet = {
+            "start": _clock(device.quiet_start),
+            "end": _clock(device.quiet_end),
+            "mode": device.quiet_mode or QuietMode.SILENT,
+        }
     return DeviceProfile(
         platform=device.platform,
         topics=list(slugs),
@@ -199,4 +269,8 @@ def profile(session: Session, device: Device) -> DeviceProfile:
         timezone=device.timezone,
         created_at=device.created_at,
         last_seen_at=device.last_seen_at,
+        quiet_hours=quiet,
+        max_per_day=device.max_per_day,
+        urgent_overrides=device.urgent_overrides,
+        state=ReachState.ACTIVE if device.state == DeviceState.ACTIVE else ReachState.UNREACHABLE,
     )

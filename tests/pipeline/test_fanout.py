@@ -12,7 +12,8 @@ from tests.pipeline.conftest import Stack, subscribe, subscribe_many
 
 def counts_add_up(view: dict) -> bool:
     c = view["counts"]
-    return c["audience"] == c["sent"] + c["failed"] + c["pruned"] + c["cancelled"] + c["pending"]
+    settled = c["sent"] + c["failed"] + c["pruned"] + c["cancelled"] + c["suppressed"]
+    return c["audience"] == settled + c["pending"]
 
 
 def test_every_subscribed_device_gets_the_alert_exactly_once(stack: Stack) -> None:
@@ -38,7 +39,10 @@ def test_every_subscribed_device_gets_the_alert_exactly_once(stack: Stack) -> No
         "failed": 0,
         "pruned": 0,
         "cancelled": 0,
+        "suppressed": 0,
         "pending": 0,
+        "silent": 0,
+        "suppressed_by_reason": {"quiet_hours": 0, "daily_cap": 0},
     }
     assert counts_add_up(view)
     assert view["timings"]["first_send"] and view["timings"]["last_send"]
@@ -115,7 +119,10 @@ def test_a_device_gone_or_pruned_after_planning_is_recorded_not_sent(stack: Stac
         "failed": 1,
         "pruned": 1,
         "cancelled": 0,
+        "suppressed": 0,
         "pending": 0,
+        "silent": 0,
+        "suppressed_by_reason": {"quiet_hours": 0, "daily_cap": 0},
     }
     assert sorted(stack.emulator.tokens()) == sorted(tokens[2:])
     with stack.runtime.sessions() as session:

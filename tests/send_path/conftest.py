@@ -11,6 +11,7 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -55,11 +56,35 @@ class SendPath:
                 subscribe(session, token=token, platform="android", topics=list(topics))
         return tokens
 
-    def new_alert(self, *, ttl: int = 3600, topics: tuple[str, ...] = ("israel",)) -> str:
+    def add_device(
+        self,
+        token: str,
+        *,
+        platform: str = "android",
+        topics: tuple[str, ...] = ("israel",),
+        **preferences: object,
+    ) -> str:
+        """One device with preferences as the API takes them (``quiet_hours`` as a dict)."""
+        with transaction(self.runtime.sessions) as session:
+            subscribe(
+                session,
+                token=token,
+                platform=platform,
+                topics=list(topics),
+                preferences=preferences,
+            )
+        return token
+
+    def new_alert(
+        self, *, ttl: int = 3600, topics: tuple[str, ...] = ("israel",), **fields: Any
+    ) -> str:
+        """An alert with ``AlertDraft`` ``fields`` (urgency, locale, translations, locales)."""
         with transaction(self.runtime.sessions) as session:
             alert = create_alert(
                 session,
-                AlertDraft(headline="Breaking", url="https://news.example/a", topics=topics),
+                AlertDraft(
+                    headline="Breaking", url="https://news.example/a", topics=topics, **fields
+                ),
                 default_hold=0,
                 default_ttl=ttl,
                 now=self.clock(),
@@ -79,6 +104,7 @@ class SendPath:
         *,
         limiter: SendLimiter | None = None,
         max_attempts: int = MAX_ATTEMPTS,
+        default_max_per_day: int | None = None,
     ) -> BatchResult:
         return send_batch(
             self.runtime.sessions,
@@ -88,6 +114,7 @@ class SendPath:
             lease_seconds=LEASE_SECONDS,
             max_attempts=max_attempts,
             clock=self.clock,
+            default_max_per_day=default_max_per_day,
         )
 
     def cancel(self, alert_id: str) -> None:
@@ -141,15 +168,32 @@ class SendPath:
         """The alert's counters agree with its deliveries, and every device is counted once."""
         alert = self.alert(alert_id)
         statuses = self.statuses(alert_id)
-        pending = alert.audience - alert.sent - alert.failed - alert.pruned - alert.cancelled
+        pending = (
+            alert.audience
+            - alert.sent
+            - alert.failed
+            - alert.pruned
+            - alert.cancelled
+            - alert.suppressed
+        )
         assert alert.audience == sum(statuses.values())
-        assert (alert.sent, alert.failed, alert.pruned, alert.cancelled, pending) == (
+        assert (
+            alert.sent,
+            alert.failed,
+            alert.pruned,
+            alert.cancelled,
+            alert.suppressed,
+            pending,
+        ) == (
             statuses["sent"],
             statuses["failed"],
             statuses["pruned"],
             statuses["cancelled"],
+            statuses["suppressed"],
             statuses["pending"],
         )
+        assert alert.suppressed == alert.suppressed_quiet_hours + alert.suppressed_daily_cap
+        assert 0 <= alert.silent <= alert.sent
 
 
 @pytest.fixture

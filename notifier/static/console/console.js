@@ -166,7 +166,7 @@ function recentRow(alert) {
 
 function updateRecentRow(row, alert) {
   const c = alert.counts;
-  const done = c.sent + c.failed + c.pruned;
+  const done = c.sent + c.failed + c.pruned + (c.suppressed || 0);
   setText(row.querySelector(".headline"), alert.headline);
   setText(
     row.querySelector(".meta"),
@@ -180,7 +180,9 @@ function updateRecentRow(row, alert) {
   stop.setAttribute("aria-label", `Stop sending ${alert.headline}`);
   setProgress(row.querySelector("progress"), done, c.audience);
   const parts = [`${count(c.sent)} sent`, `${count(c.failed)} failed`, `${count(c.pruned)} pruned`];
+  if (c.silent) parts.push(`${count(c.silent)} of them silently (quiet hours)`);
   if (c.cancelled) parts.push(`${count(c.cancelled)} cancelled`);
+  if (c.suppressed) parts.push(`${count(c.suppressed)} held back by readers' settings`);
   if (c.pending) parts.push(`${count(c.pending)} pending`);
   setText(
     row.querySelector(".counts"),

@@ -118,12 +118,13 @@ function flightRow(alert) {
     h("td", { className: "num rate" }),
     h("td", { className: "num failed" }),
     h("td", { className: "num pruned" }),
+    h("td", { className: "num suppressed" }),
     h("td", { className: "num pending" }),
   );
 }
 
 function updateFlightRow(row, alert) {
-  const done = alert.sent + alert.failed + alert.pruned;
+  const done = alert.sent + alert.failed + alert.pruned + (alert.suppressed || 0);
   setText(row.querySelector(".headline"), alert.headline);
   const started = (Date.now() - Date.parse(alert.send_at)) / 1000;
   setText(
@@ -142,6 +143,7 @@ function updateFlightRow(row, alert) {
   );
   setText(row.querySelector(".failed"), count(alert.failed));
   setText(row.querySelector(".pruned"), count(alert.pruned));
+  setText(row.querySelector(".suppressed"), count(alert.suppressed || 0));
   setText(row.querySelector(".pending"), count(alert.pending));
 }
 
