@@ -1,17 +1,21 @@
 """Fault 15: two beats on two hosts, one killed; sweeping goes on and no sweep's work is doubled.
 
 Each beat schedules the sweep, so with two beats two sweeps run side by side. Two processes
-looping over the sweep stand in for them (what a beat adds, a timer, is not what is under test);
+looping over the sweep stand in for them where the race is under test (a beat only adds a timer);
 each publishes into one shared file, so every trigger published by either shows up there once
 per publish. Killing one with SIGKILL while it may hold the lease is the harshest case: it never
-releases the lease, so the survivor must take it over once it expires.
+releases the lease, so the survivor must take it over once it expires. The last test runs the
+real thing: two `notifier beat` processes, a worker, the emulator, and one beat SIGKILLed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -26,6 +30,7 @@ from notifier.core.db import make_engine, make_session_factory
 from notifier.core.models import Heartbeat, Outbox, utcnow
 from notifier.core.vocabulary import TriggerKind
 from notifier.pipeline.sweeper import LEASE_NAME, SweepReport, sweep, take_lease
+from tests.pipeline.conftest import Stack, subscribe_many
 
 LEASE = timedelta(seconds=2)
 PUBLISH_LATENCY = 0.005  # a broker round trip; widens the window in which two sweeps could race
@@ -85,6 +90,11 @@ def lose_triggers(db_url: str, prefix: str, count: int) -> set[str]:
     return refs
 
 
+def undispatched(database_url: str) -> list[str]:
+    with make_session_factory(make_engine(database_url))() as session:
+        return list(session.scalars(select(Outbox.ref).where(Outbox.dispatched_at.is_(None))))
+
+
 def sweeper_heartbeat(db_url: str) -> datetime | None:
     with make_session_factory(make_engine(db_url))() as session:
         return session.scalar(select(Heartbeat.at).where(Heartbeat.name == "sweeper"))
@@ -115,6 +125,9 @@ def test_two_beats_sweep_each_lost_trigger_once_and_one_killed_leaves_sweeping_g
 
     both_alive = lose_triggers(db_url, "both", 60)
     wait_for(lambda: len(publishes(published, both_alive)) == 60, 30, "both beats' sweeps")
+    # A trigger is published, then marked; a kill between the two would publish it once more
+    # (at least once, absorbed by the idempotent planner). Kill between sweeps' rows instead.
+    wait_for(lambda: not undispatched(db_url), 30, "the published triggers to be marked")
 
     killed = procs[0]
     assert killed.pid is not None
@@ -170,3 +183,60 @@ def test_a_finished_sweep_frees_the_lease_for_the_next_one(db_url: str) -> None:
 
     reports = [sweep(sessions, Nothing(), requeue_after=timedelta(seconds=60)) for _ in range(3)]
     assert [r.skipped for r in reports] == [False, False, False]
+
+
+def start_beat(stack: Stack, n: int) -> subprocess.Popen[bytes]:
+    """A real `notifier beat`, with a data dir of its own as on a host of its own."""
+    env = {**stack.env, "NOTIFIER_DATA_DIR": str(stack.tmp / f"beat-host-{n}")}
+    log = open(stack.tmp / f"beat-{n}.log", "wb")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "notifier", "beat", "--loglevel", "INFO"],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def test_real_beats_one_killed_the_other_sweeps_a_lost_alert_out_exactly_once(
+    stack_factory: Callable[..., Stack],
+) -> None:
+    stack = stack_factory(sweep_interval_seconds="1")
+    beats = [start_beat(stack, n) for n in range(2)]
+    try:
+        stack.start_worker()
+        url = stack.settings.database_url
+        wait_for(lambda: sweeper_heartbeat(url) is not None, 60, "the first scheduled sweep")
+
+        os.killpg(beats[0].pid, signal.SIGKILL)
+        beats[0].wait()
+        killed_at = utcnow()
+
+        class Crash:
+            def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
+                raise SystemExit("the API process died here")
+
+        tokens = subscribe_many(stack, "beats", 20, ["israel"])
+        real, stack.runtime.publisher = stack.runtime.publisher, Crash()
+        with contextlib.suppress(SystemExit):
+            stack.post_alert()
+        stack.runtime.publisher = real
+        with stack.runtime.sessions() as session:
+            alert_id = session.scalar(select(Outbox.ref).where(Outbox.dispatched_at.is_(None)))
+        assert alert_id is not None
+
+        # No sweeping by the test: only the surviving beat's schedule can deliver it.
+        view = stack.wait_for_status(alert_id, timeout=90)
+        assert view["status"] == "sent"
+        wait_for(
+            lambda: (sweeper_heartbeat(url) or killed_at) > killed_at + timedelta(seconds=3),
+            30,
+            "the sweeper's heartbeat to advance after the kill",
+        )
+        assert beats[1].poll() is None
+        assert Counter(stack.emulator.tokens()) == Counter(tokens)
+    finally:
+        for beat in beats:
+            if beat.poll() is None:
+                os.killpg(beat.pid, signal.SIGTERM)
+                beat.wait(20)
