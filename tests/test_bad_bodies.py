@@ -31,7 +31,15 @@ SECRET = "whsec_" + base64.b64encode(b"bad-bodies-secret-24-byte").decode()
 MAX_BODY = 16 * 1024
 MAX_WEBHOOK = 32 * 1024
 UNTHROTTLED = ";".join(
-    f"{scope}=100000/minute" for scope in ("subscriptions", "lookup", "events", "opens")
+    f"{scope}=100000/minute"
+    for scope in (
+        "subscriptions",
+        "lookup",
+        "events",
+        "opens",
+        "subscription_token",
+        "auth_failures",
+    )
 )
 
 

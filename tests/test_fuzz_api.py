@@ -41,7 +41,15 @@ SECRET = "whsec_" + base64.b64encode(b"fuzzing-secret-of-24-byte").decode()
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "25"))
 # High enough that the fuzzer is never throttled; the limits themselves are tested elsewhere.
 UNTHROTTLED = ";".join(
-    f"{scope}=100000/minute" for scope in ("subscriptions", "lookup", "events", "opens")
+    f"{scope}=100000/minute"
+    for scope in (
+        "subscriptions",
+        "lookup",
+        "events",
+        "opens",
+        "subscription_token",
+        "auth_failures",
+    )
 )
 
 

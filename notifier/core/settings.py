@@ -27,9 +27,22 @@ _NOT_SETTINGS = frozenset(
 )
 
 _RATE = re.compile(r"^\s*\d+\s*(/|\s+per\s+)\s*(\d+\s+)?(second|minute|hour|day)s?\s*$")
-RATE_LIMIT_SCOPES = ("subscriptions", "events", "lookup", "opens")
+RATE_LIMIT_SCOPES = (
+    "subscriptions",
+    "events",
+    "lookup",
+    "opens",
+    "subscription_token",
+    "auth_failures",
+)
 DEFAULT_RATE_LIMITS = {
-    "subscriptions": "60/minute",
+    # Per address. High because carrier-grade NAT puts thousands of readers behind one IPv4
+    # address and they all refresh after a big alert; `subscription_token` is the tight limit.
+    "subscriptions": "6000/minute",
+    # Per device token (hashed), across subscribe, unsubscribe and token rotation.
+    "subscription_token": "20/minute",
+    # Per address: wrong API keys before answers turn from 401 to 429.
+    "auth_failures": "20/minute",
     "lookup": "60/minute",
     "events": "600/minute",
     "opens": "600/minute",

@@ -1,4 +1,14 @@
-"""Bearer API keys on editor and ops routes: 401 without a valid key, 403 for the wrong role."""
+"""Bearer API keys on editor and ops routes: 401 without a valid key, 403 for the wrong role.
+
+Wrong keys are counted per address (``auth_failures`` in ``NOTIFIER_RATE_LIMITS``, shared across
+the API's processes); past the limit they get 429 with Retry-After instead of 401. A valid key
+is never refused by that counter, by choice: keys hold 192 random bits, so no rate of guessing
+finds one, while the likeliest source of repeated 401s is a client left with a revoked key in
+the newsroom's own office or CMS cluster, behind the same address as the editors. Refusing
+every key from that address would let it (or an attacker sharing the address) silence alerts
+during breaking news. A missing header is not a guess and is not counted. The presented key is
+never logged; only a valid key's public prefix is.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +22,7 @@ from notifier.core.apikeys import Principal, authenticate
 from notifier.core.db import transaction
 from notifier.core.logs import bind
 from notifier.http import context
+from notifier.http.limits import keyed_limits, too_many
 from notifier.http.problems import Problem
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -21,6 +32,16 @@ def _unauthorized(detail: str) -> Problem:
     return Problem(
         401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="notifier"'}
     )
+
+
+def _count_failure() -> None:
+    """Count a wrong key against the caller's address; 429 once there were too many."""
+    limits = keyed_limits()
+    if limits is None:
+        return
+    wait = limits.auth_failures.hit(request.remote_addr or "unknown")
+    if wait is not None:
+        raise too_many(wait, "Too many wrong API keys from this address; retry later.")
 
 
 def current_principal() -> Principal:
@@ -41,6 +62,7 @@ def require_role(*roles: str) -> Callable[[F], F]:
             with transaction(context.runtime().sessions) as session:
                 principal = authenticate(session, key.strip())
             if principal is None:
+                _count_failure()
                 raise _unauthorized("The API key is unknown or revoked.")
             if not principal.has_role(*roles):
                 raise Problem(403, "Forbidden", f"This needs a key with role {' or '.join(roles)}.")

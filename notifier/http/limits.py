@@ -6,22 +6,39 @@ Per-process memory counters would let N workers pass N times the limit, and make
 ``X-RateLimit-Remaining`` jump as requests land on different workers; serving embedded mode
 with a single worker would keep the counts right but give up every core but one. A shared file
 keeps both: one indexed upsert per limited request, well under a millisecond.
+
+Besides the per-address limits on whole routes, two limits are counted per key in the same store:
+
+- ``subscription_token``: subscription writes per device token (hashed: no token in clear in
+  Redis keys or the SQLite file). Carrier-grade NAT puts thousands of readers behind one IPv4
+  address, so the per-address ``subscriptions`` ceiling is high and the token limit is what
+  slows one client hammering.
+- ``auth_failures``: wrong API keys per address. Past the limit a wrong key gets 429 with
+  Retry-After instead of 401; a valid key is never refused by this counter (see ``auth.py``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import math
 import sqlite3
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask
+from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse
 from limits.storage import Storage
 
 from notifier.core.settings import Settings
+from notifier.http.problems import Problem
+
+log = logging.getLogger(__name__)
 
 # endpoint -> scope in NOTIFIER_RATE_LIMITS
 LIMITED_ENDPOINTS = {
@@ -70,7 +87,75 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
         if view is not None:
             limited = limiter.limit(settings.rate_limits[scope])(view)
             app.view_functions[endpoint] = limited  # type: ignore[assignment]
+    namespace = f"{settings.redis_key_prefix}notifier-limits"
+    app.extensions[_EXTENSION] = KeyedLimits(
+        subscription_token=KeyedLimit(
+            limiter, settings.rate_limits["subscription_token"], namespace, "subscription_token"
+        ),
+        auth_failures=KeyedLimit(
+            limiter, settings.rate_limits["auth_failures"], namespace, "auth_failures"
+        ),
+    )
     return limiter
+
+
+_EXTENSION = "notifier.keyed_limits"
+
+
+class KeyedLimit:
+    """A fixed-window limit counted per caller-chosen key, in the limiter's shared store."""
+
+    def __init__(self, limiter: Limiter, rate: str, namespace: str, scope: str) -> None:
+        self._limiter = limiter
+        self._item: RateLimitItem = parse(rate)
+        self._ids = (namespace, scope)
+
+    def hit(self, key: str) -> int | None:
+        """Count one request for ``key``: None while within the limit, else seconds to wait.
+
+        A store that cannot be reached lets the request through, as for the route limits:
+        serving without a limit for a moment beats failing every reader.
+        """
+        try:
+            strategy = self._limiter.limiter
+            if strategy.hit(self._item, *self._ids, key):
+                return None
+            reset_at = strategy.get_window_stats(self._item, *self._ids, key).reset_time
+        except Exception as exc:  # any store failure means "serve without this limit"
+            log.warning("keyed rate limit unavailable: %s", type(exc).__name__)
+            return None
+        return max(1, math.ceil(reset_at - time.time()))
+
+
+@dataclass(frozen=True)
+class KeyedLimits:
+    subscription_token: KeyedLimit
+    auth_failures: KeyedLimit
+
+
+def keyed_limits() -> KeyedLimits | None:
+    """The current app's keyed limits (None in an app built without the limiter)."""
+    limits: KeyedLimits | None = current_app.extensions.get(_EXTENSION)
+    return limits
+
+
+def too_many(retry_after: int, detail: str) -> Problem:
+    return Problem(429, "Too Many Requests", detail, headers={"Retry-After": str(retry_after)})
+
+
+def token_key(token: str) -> str:
+    """A device token's counter key: a digest, so stores and their dumps never hold the token."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def limit_device_token(token: str) -> None:
+    """Count one subscription write for this device token; 429 past ``subscription_token``."""
+    limits = keyed_limits()
+    if limits is None:
+        return
+    wait = limits.subscription_token.hit(token_key(token))
+    if wait is not None:
+        raise too_many(wait, "Too many subscription changes for this device; retry later.")
 
 
 class SQLiteStorage(Storage):

@@ -9,6 +9,7 @@ from notifier.core.db import transaction
 from notifier.core.logs import bind, token_ref
 from notifier.core.models import Topic
 from notifier.http import context
+from notifier.http.limits import limit_device_token
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
 from notifier.subscriptions import service as service
@@ -31,6 +32,7 @@ def _unknown_topics(exc: service.UnknownTopics) -> Problem:
 def subscribe() -> tuple[Response, int]:
     req = json_body(SubscribeRequest)
     bind(device=token_ref(req.token))
+    limit_device_token(req.token)
     try:
         with transaction(context.runtime().sessions) as session:
             profile, created = service.subscribe(
@@ -50,6 +52,7 @@ def subscribe() -> tuple[Response, int]:
 @bp.delete("/v1/subscriptions")
 def unsubscribe() -> tuple[str, int]:
     req = json_body(UnsubscribeRequest)
+    limit_device_token(req.token)
     try:
         with transaction(context.runtime().sessions) as session:
             service.unsubscribe(session, token=req.token, topics=req.topics)
@@ -71,6 +74,7 @@ def lookup() -> Response:
 @bp.put("/v1/subscriptions/token")
 def rotate_token() -> Response:
     req = json_body(RotateTokenRequest)
+    limit_device_token(req.old_token)
     with transaction(context.runtime().sessions) as session:
         profile = service.rotate_token(session, old_token=req.old_token, new_token=req.new_token)
     if profile is None:
