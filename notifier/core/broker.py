@@ -16,6 +16,20 @@ from notifier.core.settings import Settings
 # shorter value would run long tasks twice (kombu#337, celery#2599).
 VISIBILITY_TIMEOUT = 900
 
+# RabbitMQ's own redelivery clock is the server's ``consumer_timeout`` (30 min by default since
+# 3.8.15): a delivery not acked within it closes the channel and requeues the message. It must stay
+# above the longest task plus the longest countdown a worker holds unacked (Celery keeps ETA tasks
+# in the worker until due, on classic queues): 150 s + 300 s here. It is a server setting
+# (rabbitmq.conf), not a client one, so it is documented in docs/scaling.md, not set here.
+LONGEST_UNACKED_SECONDS = 150 + 300
+
+_AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def is_amqp(url: str) -> bool:
+    """Whether ``url`` names a RabbitMQ (AMQP 0-9-1) broker."""
+    return url.startswith(_AMQP_SCHEMES)
+
 
 def transport_options(settings: Settings) -> dict[str, Any]:
     if settings.embedded_broker:
@@ -40,6 +54,13 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             "retry_on_timeout": True,
             "health_check_interval": 25,
             "unacked_restore_interval": 30,
+        }
+    if is_amqp(settings.effective_broker_url):
+        return {
+            # Publisher confirms: a publish returns only once RabbitMQ has taken the message
+            # (written it to disk for a durable queue and a persistent message), so a trigger the
+            # outbox marks dispatched is really in the broker, not in a socket buffer.
+            "confirm_publish": True,
         }
     return {}
 
