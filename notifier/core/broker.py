@@ -18,10 +18,12 @@ VISIBILITY_TIMEOUT = 900
 
 # RabbitMQ's own redelivery clock is the server's ``consumer_timeout`` (30 min by default since
 # 3.8.15): a delivery not acked within it closes the channel and requeues the message. It must stay
-# above the longest task plus the longest countdown a worker holds unacked (Celery keeps ETA tasks
-# in the worker until due, on classic queues): 150 s + 300 s here. It is a server setting
-# (rabbitmq.conf), not a client one, so it is documented in docs/scaling.md, not set here.
-LONGEST_UNACKED_SECONDS = 150 + 300
+# above the longest a worker holds a message unacked: Celery keeps a countdown task in the worker
+# until it is due (on classic queues), so the longest countdown (``outbox.MAX_COUNTDOWN``, 600 s)
+# plus the hard time limit of a task (150 s). It is a server setting (rabbitmq.conf), not a client
+# one, so docs/scaling.md says how to set it; a test keeps this figure below the default.
+LONGEST_UNACKED_SECONDS = 600 + 150
+RABBITMQ_DEFAULT_CONSUMER_TIMEOUT = 1800
 
 _AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
 

@@ -105,3 +105,26 @@ def test_a_rabbitmq_that_does_not_answer_reads_as_unknown_not_empty(tmp_path) ->
     assert state.transport == "amqp" and state.error
     assert all(q.depth is None and q.oldest_age_seconds is None for q in state.queues)
     assert json.loads(json.dumps(state.as_json()))["unacked"] is None
+
+
+def test_no_message_is_held_unacked_past_rabbitmqs_consumer_timeout() -> None:
+    """The longest countdown plus the longest task must fit in RabbitMQ's redelivery clock."""
+    from notifier.core.broker import LONGEST_UNACKED_SECONDS, RABBITMQ_DEFAULT_CONSUMER_TIMEOUT
+    from notifier.core.outbox import MAX_COUNTDOWN
+    from workers.celery_app import app
+
+    assert MAX_COUNTDOWN + app.conf.task_time_limit <= LONGEST_UNACKED_SECONDS
+    assert LONGEST_UNACKED_SECONDS < RABBITMQ_DEFAULT_CONSUMER_TIMEOUT
+
+
+def test_amqp_brokers_get_publisher_confirms_and_redis_keeps_its_options(tmp_path) -> None:
+    from notifier.core.broker import transport_options
+
+    amqp_options = transport_options(
+        load_settings({"NOTIFIER_BROKER_URL": "amqp://h//", "NOTIFIER_DATA_DIR": str(tmp_path)})
+    )
+    redis_options = transport_options(
+        load_settings({"NOTIFIER_BROKER_URL": "redis://h/0", "NOTIFIER_DATA_DIR": str(tmp_path)})
+    )
+    assert amqp_options == {"confirm_publish": True}
+    assert "confirm_publish" not in redis_options and redis_options["visibility_timeout"] == 900
