@@ -7,6 +7,7 @@ rate of a bare aiohttp client against the same emulator.
 
     .venv/bin/python bench/fanout.py                      # 100,000 devices, 2 workers x 1
     .venv/bin/python bench/fanout.py --devices 20000 --workers 1 --concurrency 2
+    .venv/bin/python bench/fanout.py --broker amqp://guest:guest@127.0.0.1:5672/bench  # RabbitMQ
 """
 
 from __future__ import annotations
@@ -150,6 +151,12 @@ def main() -> int:
     parser.add_argument(
         "--redis", default=os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
     )
+    parser.add_argument(
+        "--broker",
+        default=None,
+        help="Celery's broker (e.g. an amqp:// URL with an empty vhost of its own); Redis db 13 if"
+        " omitted",
+    )
     args = parser.parse_args()
 
     schema = f"bench_{secrets.token_hex(4)}"
@@ -158,7 +165,7 @@ def main() -> int:
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     db_url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
-    broker = args.redis.rsplit("/", 1)[0] + "/13"
+    broker = args.broker or args.redis.rsplit("/", 1)[0] + "/13"
     emulator_proc, emulator_url = start_emulator_process(capacity=args.devices + 10_000)
     tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
@@ -176,7 +183,8 @@ def main() -> int:
     )
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        redis.Redis.from_url(broker).flushdb()
+        if broker.startswith("redis"):
+            redis.Redis.from_url(broker).flushdb()
         redis.Redis.from_url(args.redis).flushdb()
         engine = make_engine(db_url)
         migrate.upgrade(engine)

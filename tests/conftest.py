@@ -5,7 +5,7 @@ inside ``NOTIFIER_TEST_DATABASE_URL``, so the suite never touches other data and
 another suite. Services that do not answer skip their tests, unless NOTIFIER_REQUIRE_SERVICES=1
 (as in CI), where they fail instead.
 
-Every test that needs a service (PostgreSQL, Redis, a Celery worker, the emulator process,
+Every test that needs a service (PostgreSQL, Redis, RabbitMQ, a Celery worker, the emulator process,
 Chromium, or a server process of its own) is marked ``services`` here, at collection, from the
 fixtures it uses; ``make test-fast`` runs the rest (``-m "not services"``).
 """
@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextvars import ContextVar
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import pytest
 import redis
@@ -38,6 +40,7 @@ pytest_plugins = ["tests.emulator_fixtures", "tests.chromium_fixture"]
 
 PG_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("NOTIFIER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+AMQP_URL = os.environ.get("NOTIFIER_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 REQUIRE_SERVICES = os.environ.get("NOTIFIER_REQUIRE_SERVICES") == "1"
 
 
@@ -50,6 +53,7 @@ SERVICE_FIXTURES = frozenset(
         "pg_schema_url",
         "pg_url",
         "redis_url",
+        "amqp_url",
         "emulator",
         "chromium",
         "stack_factory",
@@ -173,6 +177,33 @@ def redis_url() -> Iterator[str]:
     for key in client.scan_iter(match=f"{_KEY_PREFIX.get()}*", count=1000):
         client.delete(key)
     client.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """A RabbitMQ vhost of this test's own, on NOTIFIER_TEST_AMQP_URL's server, deleted afterwards.
+
+    A vhost isolates queues, exchanges and messages entirely, so other test runs on the shared
+    server never take this test's messages, and deleting it stops nothing anyone else uses.
+    Created with ``rabbitmqctl`` (the management plugin is not assumed).
+    """
+    parts = urlsplit(AMQP_URL)
+    vhost = f"notifier-t-{secrets.token_hex(4)}"
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 5672), 2):
+            pass
+        _rabbitmqctl("add_vhost", vhost)
+        _rabbitmqctl(
+            "set_permissions", "-p", vhost, unquote(parts.username or "guest"), ".*", ".*", ".*"
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        service_unavailable("RabbitMQ", f"{type(exc).__name__}: {exc}".splitlines()[0])
+    yield urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+    _rabbitmqctl("delete_vhost", vhost)
 
 
 _KEY_PREFIX: ContextVar[str] = ContextVar("redis_key_prefix", default="t-unset:")

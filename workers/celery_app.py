@@ -21,12 +21,19 @@ SEND_TIME_LIMIT = 120
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
     app = Celery("notifier", broker=settings.effective_broker_url)
-    exchange = Exchange("notifier", type="direct")
+    # Durable exchange and queues with persistent messages (Celery's default delivery mode): on
+    # RabbitMQ they outlive a broker restart. Classic queues, not quorum: Celery's countdowns on
+    # quorum queues need its native delayed delivery, which needs topic exchanges (this direct
+    # one is not supported) and drops global QoS; docs/scaling.md says when to switch.
+    exchange = Exchange("notifier", type="direct", durable=True)
     app.conf.update(
         broker_transport_options=transport_options(settings),
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=5,
-        task_queues=[Queue(str(name), exchange, routing_key=str(name)) for name in QUEUES],
+        task_queues=[
+            Queue(str(name), exchange, routing_key=str(name), durable=True) for name in QUEUES
+        ],
+        task_default_delivery_mode="persistent",
         task_default_queue=str(QueueName.DEFAULT),
         task_default_exchange="notifier",
         task_default_routing_key=str(QueueName.DEFAULT),

@@ -24,7 +24,9 @@ def format_status(snap: dict[str, Any]) -> str:
     lines.append(f"QUEUES ({broker['transport']}){error}")
     for q in snap["queues"]:
         depth = "?" if q["depth"] is None else q["depth"]
-        age = "-" if q["oldest_age_seconds"] is None else f"{q['oldest_age_seconds']:.1f}s"
+        # A broker that cannot tell a head message's age (RabbitMQ without its management
+        # plugin) says so, rather than showing a dash that reads as "nothing waiting".
+        age = "unknown" if q["oldest_age_seconds"] is None else f"{q['oldest_age_seconds']:.1f}s"
         lines.append(f"  {q['name']:10} depth {depth!s:>7}   oldest {age:>8}")
     if broker.get("unacked") is not None:
         lines.append(f"  in flight (unacked) {broker['unacked']}")

@@ -16,6 +16,22 @@ from notifier.core.settings import Settings
 # shorter value would run long tasks twice (kombu#337, celery#2599).
 VISIBILITY_TIMEOUT = 900
 
+# RabbitMQ's own redelivery clock is the server's ``consumer_timeout`` (30 min by default since
+# 3.8.15): a delivery not acked within it closes the channel and requeues the message. It must stay
+# above the longest a worker holds a message unacked: Celery keeps a countdown task in the worker
+# until it is due (on classic queues), so the longest countdown (``outbox.MAX_COUNTDOWN``, 600 s)
+# plus the hard time limit of a task (150 s). It is a server setting (rabbitmq.conf), not a client
+# one, so docs/scaling.md says how to set it; a test keeps this figure below the default.
+LONGEST_UNACKED_SECONDS = 600 + 150
+RABBITMQ_DEFAULT_CONSUMER_TIMEOUT = 1800
+
+_AMQP_SCHEMES = ("amqp://", "amqps://", "pyamqp://")
+
+
+def is_amqp(url: str) -> bool:
+    """Whether ``url`` names a RabbitMQ (AMQP 0-9-1) broker."""
+    return url.startswith(_AMQP_SCHEMES)
+
 
 def transport_options(settings: Settings) -> dict[str, Any]:
     if settings.embedded_broker:
@@ -40,6 +56,13 @@ def transport_options(settings: Settings) -> dict[str, Any]:
             "retry_on_timeout": True,
             "health_check_interval": 25,
             "unacked_restore_interval": 30,
+        }
+    if is_amqp(settings.effective_broker_url):
+        return {
+            # Publisher confirms: a publish returns only once RabbitMQ has taken the message
+            # (written it to disk for a durable queue and a persistent message), so a trigger the
+            # outbox marks dispatched is really in the broker, not in a socket buffer.
+            "confirm_publish": True,
         }
     return {}
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import redis
+from amqp import exceptions as amqp_exceptions
 
 from notifier.core.broker import broker_connection, transport_options
 from notifier.core.settings import Settings
@@ -121,14 +122,26 @@ def _folder_state(settings: Settings, now: float) -> BrokerState:
 
 
 def _amqp_state(settings: Settings) -> BrokerState:
+    """Depths from a passive ``queue_declare``, which neither creates a queue nor touches a message.
+
+    The oldest waiting age is ``None`` (unknown) whenever a queue holds messages: AMQP 0-9-1 tells
+    a queue's length but not its head's age, and reading the head (``basic.get`` then a requeue)
+    would reorder the queue and count as a redelivery. The management plugin's
+    ``head_message_timestamp`` would answer, but it is not enabled on the servers this runs
+    against, so nothing is guessed (docs/scaling.md). Unacked deliveries are likewise unknown.
+    """
     queues = []
     with broker_connection(settings) as conn:
         channel = conn.channel()
         for name in QUEUES:
             try:
                 declared = channel.queue_declare(queue=name, passive=True)
-                queues.append(QueueState(name, int(declared.message_count), None))
-            except Exception:
+            except amqp_exceptions.NotFound:
+                # No worker has declared it yet, so nothing was ever routed to it; the 404 closed
+                # the channel, so the next queue needs a fresh one.
                 channel = conn.channel()
-                queues.append(QueueState(name, 0, 0.0))  # not declared yet: nothing queued
+                queues.append(QueueState(name, 0, 0.0))
+                continue
+            depth = int(declared.message_count)
+            queues.append(QueueState(name, depth, 0.0 if depth == 0 else None))
     return BrokerState("amqp", queues, None)

@@ -20,10 +20,14 @@ from werkzeug.serving import make_server
 from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.http.app import create_app
-from tests.pipeline.conftest import Stack, emulator, stack_factory
+from tests.pipeline.conftest import Stack, broker, emulator, stack_factory
 from tests.support import free_port
 
-__all__ = ["emulator", "stack_factory"]  # the pipeline's fixtures, shared with these tests
+__all__ = [
+    "broker",
+    "emulator",
+    "stack_factory",
+]  # the pipeline's fixtures, shared with these tests
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "pages"
 

@@ -1,5 +1,8 @@
 """The real pipeline: PostgreSQL, Redis as broker and counters, Celery workers, the FCM emulator.
 
+The core cases also run with RabbitMQ as the broker (:data:`on_both_brokers`), each in a vhost
+of its own; Redis still keeps the counters and limits there.
+
 Workers are separate processes started with ``notifier worker`` and the same NOTIFIER_*
 settings a deployment would use; the test process plays the API (through the Flask test client)
 and, where a test needs it to, the beat (by calling the sweep the beat would schedule).
@@ -38,6 +41,19 @@ from workers.celery_app import make_celery
 from workers.publish import CeleryPublisher
 
 BROKER_DB = 14  # the broker's Redis database; counters and limits use NOTIFIER_TEST_REDIS_URL's
+
+# The pipeline's core cases (exactly once, a worker killed, the broker down, duplicate messages)
+# run on each broker a deployment may choose; the rest of the suite stays on Redis to keep CI short.
+on_both_brokers = pytest.mark.parametrize("broker", ["redis", "amqp"], indirect=True)
+
+# Nothing listens on port 1: a broker that is down, for each transport.
+DOWN_BROKER_URLS = {"redis": "redis://127.0.0.1:1/0", "amqp": "amqp://guest:guest@127.0.0.1:1//"}
+
+
+@pytest.fixture
+def broker(request: pytest.FixtureRequest) -> str:
+    """The broker a stack uses: Redis unless the test is parametrized by :data:`on_both_brokers`."""
+    return str(getattr(request, "param", "redis"))
 
 
 def _redis_db_url(db: int) -> str:
@@ -210,8 +226,14 @@ class Stack:
 
 
 @pytest.fixture
-def stack_factory(pg_url: str, emulator: str, tmp_path: Path) -> Iterator[Callable[..., Stack]]:
+def stack_factory(
+    pg_url: str, emulator: str, tmp_path: Path, broker: str, request: pytest.FixtureRequest
+) -> Iterator[Callable[..., Stack]]:
     stacks: list[Stack] = []
+    # One vhost per test: every stack of the test (a down one, then a healthy one) shares it.
+    broker_url = (
+        str(request.getfixturevalue("amqp_url")) if broker == "amqp" else _redis_db_url(BROKER_DB)
+    )
 
     prefixes: list[str] = []
 
@@ -226,7 +248,7 @@ def stack_factory(pg_url: str, emulator: str, tmp_path: Path) -> Iterator[Callab
             service_unavailable("Redis", str(exc))
         env_values = {
             "DATABASE_URL": pg_url,
-            "BROKER_URL": _redis_db_url(BROKER_DB),
+            "BROKER_URL": broker_url,
             "REDIS_URL": REDIS_URL,
             "REDIS_KEY_PREFIX": prefix,
             "FCM_ENDPOINT": emulator,

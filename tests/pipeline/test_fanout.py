@@ -7,7 +7,7 @@ from collections import Counter
 from sqlalchemy import select
 
 from notifier.core.models import Delivery, Device
-from tests.pipeline.conftest import Stack, subscribe, subscribe_many
+from tests.pipeline.conftest import Stack, on_both_brokers, subscribe, subscribe_many
 
 
 def counts_add_up(view: dict) -> bool:
@@ -16,6 +16,7 @@ def counts_add_up(view: dict) -> bool:
     return c["audience"] == settled + c["pending"]
 
 
+@on_both_brokers
 def test_every_subscribed_device_gets_the_alert_exactly_once(stack: Stack) -> None:
     israel = subscribe_many(stack, "isr", 700, ["israel"])
     both = subscribe_many(stack, "both", 300, ["israel", "world"])

@@ -12,7 +12,14 @@ from sqlalchemy import func, select
 
 from notifier.core.models import Batch, Delivery, Outbox
 from notifier.intake.signatures import sign_webhook
-from tests.pipeline.conftest import BROKER_DB, Stack, _redis_db_url, subscribe_many
+from tests.pipeline.conftest import (
+    BROKER_DB,
+    DOWN_BROKER_URLS,
+    Stack,
+    _redis_db_url,
+    on_both_brokers,
+    subscribe_many,
+)
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 
@@ -45,6 +52,7 @@ def article(article_id: str = "art-1", **extra: object) -> dict:
     return data
 
 
+@on_both_brokers
 def test_worker_killed_mid_batch_the_batch_runs_again_and_nothing_stays_pending(
     stack_factory,
 ) -> None:
@@ -75,8 +83,11 @@ def test_worker_killed_mid_batch_the_batch_runs_again_and_nothing_stays_pending(
     assert finished_before_kill <= set(received)
 
 
-def test_broker_down_at_intake_the_event_is_kept_and_sent_when_it_returns(stack_factory) -> None:
-    stack = stack_factory(webhook_secrets=SECRET, broker_url="redis://127.0.0.1:1/0")
+@on_both_brokers
+def test_broker_down_at_intake_the_event_is_kept_and_sent_when_it_returns(
+    stack_factory, broker: str
+) -> None:
+    stack = stack_factory(webhook_secrets=SECRET, broker_url=DOWN_BROKER_URLS[broker])
     tokens = subscribe_many(stack, "bd", 30, ["israel"])
 
     status, body = signed_event(stack, "msg_broker_down", article())
@@ -197,6 +208,7 @@ def test_the_same_webhook_twice_makes_one_alert_and_one_fanout(stack_factory) ->
     assert Counter(stack.emulator.tokens()) == Counter(tokens)
 
 
+@on_both_brokers
 def test_duplicate_task_messages_send_each_device_once(stack) -> None:
     tokens = subscribe_many(stack, "dupmsg", 900, ["israel"])
     alert_id = stack.post_alert()["id"]

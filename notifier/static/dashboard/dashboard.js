@@ -203,7 +203,8 @@ function renderQueues(view) {
       setText(row.querySelector(".depth"), q.depth === null ? "unknown" : count(q.depth));
       setText(
         row.querySelector(".oldest"),
-        q.depth && q.oldest_age_seconds !== null ? age(q.oldest_age_seconds) : "—",
+        // Messages waiting whose age the broker cannot tell (RabbitMQ) read "unknown", not "—".
+        !q.depth ? "—" : q.oldest_age_seconds === null ? "unknown" : age(q.oldest_age_seconds),
       );
       row.classList.toggle("warn", q.depth > 0 && q.oldest_age_seconds > QUEUE_WARN_SECONDS);
     },
