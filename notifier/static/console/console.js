@@ -203,7 +203,7 @@ function recentRow(alert) {
 
 const LANGUAGE_COLUMNS = [
   ["sent", "Sent"],
-  ["silent", "of them silent"],
+  ["silent", "Silent"],
   ["suppressed", "Held back"],
   ["failed", "Failed"],
   ["pruned", "Pruned"],
@@ -221,6 +221,10 @@ async function loadByLocale(row) {
       body.replaceChildren(h("p", { className: "empty" }, "No device has been reached yet."));
       return;
     }
+    // Sent always; the other outcomes only when some language has one, so the table fits the row.
+    const columns = LANGUAGE_COLUMNS.filter(
+      ([key]) => key === "sent" || languages.some(([, c]) => c[key] > 0),
+    );
     body.replaceChildren(
       h(
         "table",
@@ -233,7 +237,7 @@ async function loadByLocale(row) {
             {},
             h("th", { attrs: { scope: "col" } }, "Language"),
             h("th", { className: "num", attrs: { scope: "col" } }, "Devices"),
-            ...LANGUAGE_COLUMNS.map(([, label]) =>
+            ...columns.map(([, label]) =>
               h("th", { className: "num", attrs: { scope: "col" } }, label),
             ),
           ),
@@ -247,7 +251,7 @@ async function loadByLocale(row) {
               { dataset: { language } },
               h("th", { attrs: { scope: "row" } }, languageName(language)),
               h("td", { className: "num" }, count(c.audience)),
-              ...LANGUAGE_COLUMNS.map(([key]) =>
+              ...columns.map(([key]) =>
                 h("td", { className: "num", dataset: { count: key } }, count(c[key] || 0)),
               ),
             ),
