@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
+import pytest
 from playwright.sync_api import Page, expect
 
+from tests.pages import test_console_articles as articles
 from tests.pages.conftest import ARTIFACTS, Browsing
 from tests.pipeline.conftest import Stack
+
+
+@pytest.fixture
+def stack(stack_factory: Callable[..., Stack]) -> Stack:
+    """The pipeline, accepting the test CMS's signature (for the article sent as breaking)."""
+    return stack_factory(webhook_secrets=articles.SECRET)
 
 
 def fill_original(page: Page, headline: str) -> None:
@@ -176,6 +185,32 @@ def test_per_language_counts_appear_under_a_sent_alert(stack: Stack, browsing: B
     assert {language: c["sent"] for language, c in by_locale.items()} == {"fr": 2, "he": 1, "en": 1}
     row.scroll_into_view_if_needed()
     browsing.screenshot("console-per-language-counts")
+
+
+def test_an_article_sent_as_breaking_can_be_urgent_and_translated(
+    stack: Stack, browsing: Browsing
+) -> None:
+    story = articles.publish(stack, headline="Earthquake shakes the north")
+    page = browsing.page
+    browsing.open("/console", stack.editor_key)
+    page.get_by_role("button", name="Send as breaking: Earthquake shakes the north").click()
+    expect(page.locator("#f-headline")).to_have_value("Earthquake shakes the north")
+    page.locator("#f-urgent").check()
+    add_translation(page, "ar", "زلزال يهز الشمال", "إخلاء المباني في حيفا.")
+    expect(page.locator('.translation-preview[data-tag="ar"] .previews')).to_have_attribute(
+        "dir", "rtl"
+    )
+
+    page.locator("#send").click()
+    page.get_by_role("button", name="Send urgent alert").click()
+
+    expect(page.locator("#compose-message")).to_contain_text("Created an urgent alert")
+    listed = stack.client.get("/v1/alerts", headers=editor(stack)).json["alerts"]
+    assert [a["article_id"] for a in listed] == [story["id"]]
+    assert listed[0]["urgency"] == "urgent"
+    assert listed[0]["translations"] == {
+        "ar": {"headline": "زلزال يهز الشمال", "body": "إخلاء المباني في حيفا."}
+    }
 
 
 def editor(stack: Stack) -> dict[str, str]:
