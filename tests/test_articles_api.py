@@ -514,3 +514,58 @@ def test_answers_match_the_openapi_description(
     assert_documented(spec, item, "POST", flag(client, keys["editor"], calm["id"], {"x": 1}))
     missing = client.get("/v1/articles?before=nope", headers=editor)
     assert_documented(spec, "/v1/articles", "GET", missing)
+
+
+# --- urgency, translations and an edition, as the console sends them ----------------------------
+
+
+def test_an_article_sent_as_breaking_carries_urgency_translations_and_edition(
+    client: FlaskClient, keys: dict[str, str], publisher: RecordingPublisher
+) -> None:
+    story = publish(client)
+    body = {
+        "urgency": "urgent",
+        "locale": "en",
+        "translations": {
+            "fr": {"headline": "Une histoire", "url": "https://news.example/fr"},
+            "he": {"headline": "סיפור", "body": "מה קרה"},
+        },
+        "locales": ["fr", "he"],
+    }
+
+    response = flag(client, keys["editor"], story["id"], body)
+
+    assert response.status_code == 201, response.json
+    stored = client.get(f"/v1/alerts/{response.json['id']}", headers=auth(keys["editor"])).json
+    assert stored["urgency"] == "urgent"
+    assert stored["locales"] == ["fr", "he"]
+    assert stored["translations"] == {
+        "fr": {"headline": "Une histoire", "url": "https://news.example/fr"},
+        "he": {"headline": "סיפור", "body": "מה קרה"},
+    }
+    assert stored["headline"] == story["headline"]  # the article's own text is kept
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"translations": {"not a tag": {"headline": "x"}}},
+        {"translations": {"fr": {"headline": "  "}}},
+        {"locales": ["1x"]},
+        {"locales": []},
+        {"urgency": "very"},
+        {"locale": "under_score_"},
+    ],
+)
+def test_a_malformed_language_field_on_an_article_alert_is_422(
+    client: FlaskClient,
+    runtime: Runtime,
+    keys: dict[str, str],
+    publisher: RecordingPublisher,
+    body: dict[str, Any],
+) -> None:
+    story = publish(client)
+    response = flag(client, keys["editor"], story["id"], body)
+    assert response.status_code == 422, response.json
+    assert response.mimetype == "application/problem+json"
+    assert alerts_of(runtime, story["id"]) == 0

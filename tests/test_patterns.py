@@ -11,6 +11,7 @@ import json
 import re
 import shutil
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from notifier.intake import events
 from notifier.subscriptions import requests, topics
 
 WIDGET = Path(__file__).resolve().parent.parent / "notifier" / "static" / "widget" / "widget.js"
+CONSOLE_LOCALES = WIDGET.parent.parent / "console" / "locales.js"
 
 LOCALES = {
     "he": True,
@@ -71,6 +73,14 @@ def widget_locale_check() -> tuple[str, int]:
     return found.group(1), int(found.group(2))
 
 
+def console_locale_check() -> tuple[str, int]:
+    """The regex literal and the length bound the console checks a translation's tag with."""
+    source = CONSOLE_LOCALES.read_text(encoding="utf-8")
+    found = re.search(r"/(\^[^/\n]*\$)/\.test\(tag\b.*?tag\.length <= (\d+)", source)
+    assert found, "console/locales.js no longer checks tags with a regex literal; update this test"
+    return found.group(1), int(found.group(2))
+
+
 def accepts(adapter: TypeAdapter[Any], value: str) -> bool:
     try:
         adapter.validate_python(value)
@@ -87,6 +97,10 @@ def test_the_openapi_locale_and_slug_are_the_python_ones(schemas: dict[str, Any]
 
 def test_the_widget_checks_the_locale_with_the_python_pattern() -> None:
     assert widget_locale_check() == (LOCALE_PATTERN, LOCALE_MAX_LENGTH)
+
+
+def test_the_console_checks_language_tags_with_the_python_pattern() -> None:
+    assert console_locale_check() == (LOCALE_PATTERN, LOCALE_MAX_LENGTH)
 
 
 @pytest.mark.parametrize(("value", "valid"), LOCALES.items())
@@ -106,10 +120,15 @@ def test_every_slug_check_agrees(schemas: dict[str, Any], value: str, valid: boo
     assert spec.is_valid(value) is valid
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js runs the widget's own check")
-def test_the_widget_check_behaves_the_same_in_javascript() -> None:
-    """ECMAScript, not Python, decides what the widget sends: run its check under Node."""
-    pattern, max_length = widget_locale_check()
+@pytest.mark.skipif(shutil.which("node") is None, reason="Node.js runs the pages' own checks")
+@pytest.mark.parametrize(
+    "check", [widget_locale_check, console_locale_check], ids=["widget", "console"]
+)
+def test_the_widget_check_behaves_the_same_in_javascript(
+    check: Callable[[], tuple[str, int]],
+) -> None:
+    """ECMAScript, not Python, decides what the widget and console send: run each under Node."""
+    pattern, max_length = check()
     script = (
         f"const samples = {json.dumps(list(LOCALES))};"
         f"const check = (l) => /{pattern}/.test(l || '') && l.length <= {max_length};"

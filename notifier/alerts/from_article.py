@@ -8,7 +8,7 @@ one, and the unique ``article_id`` lets only one of two concurrent requests crea
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 from typing import Literal
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core.models import Alert, Article, utcnow
+from notifier.core.vocabulary import Urgency
 from notifier.subscriptions.service import resolve_topics
 
 
@@ -69,6 +70,11 @@ class ArticleAlertChanges:
     hold_seconds: int | None = None
     ttl_seconds: int | None = None
     priority: str = "high"
+    # Not in an article's stored text: the editor's choices, as in POST /v1/alerts.
+    urgency: Urgency = Urgency.NORMAL
+    locale: str | None = None
+    translations: dict[str, dict[str, str]] = field(default_factory=dict)
+    locales: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +94,7 @@ def alert_from_article(
     *,
     default_hold: int,
     default_ttl: int,
+    default_locale: str = "en",
     now: datetime | None = None,
 ) -> Alert:
     """Create the article's alert and its trigger in ``session``; the caller commits.
@@ -120,6 +127,10 @@ def alert_from_article(
         hold_seconds=changes.hold_seconds,
         ttl_seconds=changes.ttl_seconds,
         priority=changes.priority,
+        urgency=changes.urgency,
+        locale=changes.locale,
+        translations=dict(changes.translations),
+        locales=changes.locales,
         article_id=article.id,
         source="editor",
         created_by=requester.created_by,
@@ -127,7 +138,12 @@ def alert_from_article(
         request_hash=requester.request_hash,
     )
     return create_alert(
-        session, draft, default_hold=default_hold, default_ttl=default_ttl, now=now or utcnow()
+        session,
+        draft,
+        default_hold=default_hold,
+        default_ttl=default_ttl,
+        default_locale=default_locale,
+        now=now or utcnow(),
     )
 
 

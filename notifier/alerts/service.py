@@ -13,11 +13,11 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
 from notifier.alerts.opens import open_rate
-from notifier.core.models import Alert, Batch, Delivery, utcnow
+from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
 from notifier.core.outbox import add_trigger
 from notifier.core.vocabulary import (
     LIVE_ALERT_STATUSES,
@@ -280,6 +280,45 @@ def alert_view(alert: Alert) -> dict[str, object]:
         },
         "planned": alert.planned_at is not None,
     }
+
+
+def _language(locale: str | None, default_locale: str) -> str:
+    """The language part of a device locale (``fr-CA`` -> ``fr``), as the planner matches it."""
+    tag = locale or default_locale
+    return tag.replace("_", "-").split("-", 1)[0].lower()
+
+
+def by_locale(session: Session, alert_id: str, default_locale: str) -> dict[str, dict[str, int]]:
+    """An alert's outcomes per device language, for the console's per-language counts.
+
+    One GROUP BY over the alert's deliveries joined to their devices, by full locale and status
+    (the rows are few: locales times statuses); the locales are folded into languages here so the
+    SQL stays the same on PostgreSQL and SQLite. A device without a locale counts as the default
+    locale, as in the planner. Each language has every delivery status (zeros included) and
+    ``silent`` (among ``sent``), so the numbers add up per language as the alert's counts do.
+    """
+    rows = session.execute(
+        select(
+            Device.locale,
+            Delivery.status,
+            func.count(),
+            func.sum(case((Delivery.silent, 1), else_=0)),
+        )
+        .join(Device, Device.id == Delivery.device_id)
+        .where(Delivery.alert_id == alert_id)
+        .group_by(Device.locale, Delivery.status)
+    ).all()
+    languages: dict[str, dict[str, int]] = {}
+    for locale, status, number, silent in rows:
+        language = _language(locale, default_locale)
+        counts = languages.setdefault(
+            language, {**{s.value: 0 for s in DeliveryStatus}, "silent": 0, "audience": 0}
+        )
+        counts[str(status)] += number
+        counts["audience"] += number
+        if status == DeliveryStatus.SENT:
+            counts["silent"] += int(silent or 0)
+    return dict(sorted(languages.items(), key=lambda item: (-item[1]["audience"], item[0])))
 
 
 def to_push_alert(alert: Alert, public_url: str | None = None) -> PushAlert:

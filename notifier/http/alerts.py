@@ -230,7 +230,12 @@ def get(alert_id: str) -> Response:
         alert = session.get(Alert, alert_id)
         if alert is None:
             raise _not_found()
-        return jsonify(service.alert_view(alert))
+        view = service.alert_view(alert)
+        # Only the single-alert view carries it: one GROUP BY per alert, never per listed row.
+        view["by_locale"] = service.by_locale(
+            session, alert.id, context.runtime().settings.default_locale
+        )
+        return jsonify(view)
 
 
 @bp.post("/v1/alerts/<alert_id>/cancel")

@@ -14,12 +14,19 @@ from notifier.alerts import articles as listing
 from notifier.alerts import from_article
 from notifier.alerts.service import alert_view
 from notifier.core.db import transaction
+from notifier.core.vocabulary import Urgency
 from notifier.http import context
-from notifier.http.alerts import EditorUrl, _by_idempotency_key, _idempotency_key, _replay
+from notifier.http.alerts import (
+    EditorUrl,
+    Translation,
+    _by_idempotency_key,
+    _idempotency_key,
+    _replay,
+)
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.subscriptions.requests import Slug, Strict, not_blank, stored_text
+from notifier.subscriptions.requests import Locale, Slug, Strict, not_blank, stored_text
 from notifier.subscriptions.service import UnknownTopics
 
 bp = Blueprint("articles", __name__)
@@ -40,6 +47,11 @@ class ArticleAlertRequest(Strict):
     hold_seconds: Annotated[int, Field(ge=0, le=86_400)] | None = None
     ttl_seconds: Annotated[int, Field(ge=60, le=2_419_200)] | None = None
     priority: Literal["high", "normal"] = "high"
+    # As in POST /v1/alerts: an article's stored text has none of these.
+    urgency: Literal["normal", "urgent"] = "normal"
+    locale: Locale | None = None
+    translations: Annotated[dict[Locale, Translation], Field(max_length=20)] | None = None
+    locales: Annotated[list[Locale], Field(min_length=1, max_length=20)] | None = None
 
     @field_validator("headline", "url", "topics", mode="before")
     @classmethod
@@ -65,6 +77,10 @@ class ArticleAlertRequest(Strict):
             hold_seconds=self.hold_seconds,
             ttl_seconds=self.ttl_seconds,
             priority=self.priority,
+            urgency=Urgency(self.urgency),
+            locale=self.locale,
+            translations={tag: text.as_stored() for tag, text in (self.translations or {}).items()},
+            locales=tuple(self.locales) if self.locales else None,
         )
 
 
@@ -127,6 +143,7 @@ def create_alert(article_id: str) -> tuple[Response, int]:
                 requester,
                 default_hold=runtime.settings.hold_seconds,
                 default_ttl=runtime.settings.default_ttl_seconds,
+                default_locale=runtime.settings.default_locale,
             )
             view = alert_view(alert)
     except from_article.ArticleNotFound:

@@ -1,6 +1,8 @@
 // The editors' console: alerts in their hold window (countdown, Cancel, Send now), the CMS's
 // recent articles (to send one as breaking), recent alerts with their delivery, and the alert
-// form with its previews. Refreshes itself every 2 s.
+// form with its previews. Refreshes itself every 2 s. Urgent alerts are marked in both lists;
+// a recent alert's "By language" opens its per-language counts (GET /v1/alerts/{id} by_locale,
+// fetched only while open, so the 2 s refresh stays two list calls otherwise).
 
 import { api, ApiError, describeError, serverNow } from "../common/api.js";
 import {
@@ -17,6 +19,7 @@ import {
 import { gate, poll } from "../common/session.js";
 import { renderArticles } from "./articles.js";
 import { setupCompose } from "./compose.js";
+import { languageName } from "./locales.js";
 
 const REFRESH_MS = 2000;
 const TICK_MS = 250; // the countdown text changes once a second; a finer tick keeps it on time
@@ -55,6 +58,7 @@ function holdItem(alert) {
     h(
       "div",
       { className: "hold-text" },
+      h("span", { className: "urgent-flag", hidden: true }, "urgent"),
       h("div", { className: "headline" }),
       h("div", { className: "small hold-meta" }),
     ),
@@ -98,11 +102,28 @@ function holdItem(alert) {
   return item;
 }
 
+/** "in en + fr, he · only fr": the alert's languages and edition, when it has more than one. */
+function languagesNote(alert) {
+  const extra = Object.keys(alert.translations || {});
+  const parts = [];
+  if (extra.length) parts.push(`in ${[alert.locale, ...extra].join(" + ")}`);
+  if (alert.locales?.length) parts.push(`only ${alert.locales.join(", ")} readers`);
+  return parts.map((part) => ` · ${part}`).join("");
+}
+
+/** Urgent alerts stand out in every list: a badge and a class the stylesheet colours. */
+function markUrgency(node, alert) {
+  const urgent = alert.urgency === "urgent";
+  node.classList.toggle("urgent", urgent);
+  node.querySelector(".urgent-flag").hidden = !urgent;
+}
+
 function updateHoldItem(item, alert) {
+  markUrgency(item, alert);
   setText(item.querySelector(".headline"), alert.headline);
   setText(
     item.querySelector(".hold-meta"),
-    `${alert.topics.join(", ")} · sends at ${timeOfDay(alert.send_at)}`,
+    `${alert.topics.join(", ")}${languagesNote(alert)} · sends at ${timeOfDay(alert.send_at)}`,
   );
   item.dataset.sendAt = String(Date.parse(alert.send_at));
   item
@@ -135,16 +156,29 @@ function recentRow(alert) {
   // Mid fan-out an editor can still stop the rest: batches not yet handed to FCM are cancelled.
   const stop = h("button", { className: "danger small-button", attrs: { type: "button" } }, "Stop");
   stop.hidden = true;
+  const languages = h(
+    "details",
+    { className: "by-locale" },
+    h("summary", { className: "small" }, "By language"),
+    h("div", { className: "by-locale-body small" }),
+  );
   const row = h(
     "tr",
     {},
-    h("td", {}, h("div", { className: "headline" }), h("div", { className: "small meta" })),
+    h(
+      "td",
+      {},
+      h("span", { className: "urgent-flag", hidden: true }, "urgent"),
+      h("div", { className: "headline" }),
+      h("div", { className: "small meta" }),
+    ),
     h("td", {}, h("span", { className: "badge" }), h("div", {}, stop)),
     h(
       "td",
       { className: "progress-col" },
       progressBar(`Delivery of ${alert.headline}`),
       h("div", { className: "small counts" }),
+      languages,
     ),
     h(
       "td",
@@ -161,17 +195,86 @@ function recentRow(alert) {
       () => `Stopped “${headline}”. Devices already handed to FCM still get it; no more are sent.`,
     );
   });
+  languages.addEventListener("toggle", () => {
+    if (languages.open) loadByLocale(row);
+  });
   return row;
+}
+
+const LANGUAGE_COLUMNS = [
+  ["sent", "Sent"],
+  ["silent", "Silent"],
+  ["suppressed", "Held back"],
+  ["failed", "Failed"],
+  ["pruned", "Pruned"],
+  ["cancelled", "Cancelled"],
+  ["pending", "Pending"],
+];
+
+/** Fetch and show one alert's per-language counts (only while its "By language" is open). */
+async function loadByLocale(row) {
+  const body = row.querySelector(".by-locale-body");
+  try {
+    const alert = await api(`/v1/alerts/${encodeURIComponent(row.dataset.key)}`);
+    const languages = Object.entries(alert.by_locale || {});
+    if (!languages.length) {
+      body.replaceChildren(h("p", { className: "empty" }, "No device has been reached yet."));
+      return;
+    }
+    // Sent always; the other outcomes only when some language has one, so the table fits the row.
+    const columns = LANGUAGE_COLUMNS.filter(
+      ([key]) => key === "sent" || languages.some(([, c]) => c[key] > 0),
+    );
+    body.replaceChildren(
+      h(
+        "table",
+        { className: "by-locale-table" },
+        h(
+          "thead",
+          {},
+          h(
+            "tr",
+            {},
+            h("th", { attrs: { scope: "col" } }, "Language"),
+            h("th", { className: "num", attrs: { scope: "col" } }, "Devices"),
+            ...columns.map(([, label]) =>
+              h("th", { className: "num", attrs: { scope: "col" } }, label),
+            ),
+          ),
+        ),
+        h(
+          "tbody",
+          {},
+          ...languages.map(([language, c]) =>
+            h(
+              "tr",
+              { dataset: { language } },
+              h("th", { attrs: { scope: "row" } }, languageName(language)),
+              h("td", { className: "num" }, count(c.audience)),
+              ...columns.map(([key]) =>
+                h("td", { className: "num", dataset: { count: key } }, count(c[key] || 0)),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  } catch (error) {
+    if (error instanceof ApiError && error.isAuth) signOut(describeError(error));
+    else body.replaceChildren(h("p", { className: "message error" }, describeError(error)));
+  }
 }
 
 function updateRecentRow(row, alert) {
   const c = alert.counts;
   const done = c.sent + c.failed + c.pruned + (c.suppressed || 0);
+  markUrgency(row, alert);
   setText(row.querySelector(".headline"), alert.headline);
   setText(
     row.querySelector(".meta"),
-    `${alert.topics.join(", ")} · ${alert.source} · ${timeOfDay(alert.timings.created)}`,
+    `${alert.topics.join(", ")}${languagesNote(alert)} · ${alert.source} · ${timeOfDay(alert.timings.created)}`,
   );
+  if (row.querySelector(".by-locale").open) loadByLocale(row);
   const badge = row.querySelector(".badge");
   badge.className = `badge ${alert.status}`;
   setText(badge, alert.status);
