@@ -196,10 +196,26 @@ def service_worker() -> Response:
     return _javascript(body, cache_control="no-cache")
 
 
+# The languages /demo can show the widget in (widget.js's STRINGS), and those written right to left.
+DEMO_LANGUAGES = ("en", "fr", "he", "ar")
+RTL_LANGUAGES = frozenset({"he", "ar"})
+
+
+def demo_language(requested: str | None) -> str:
+    """The supported language ``?lang=`` names, else English; raw input never reaches the page."""
+    wanted = (requested or "").strip().lower()
+    return next((code for code in DEMO_LANGUAGES if code == wanted), "en")
+
+
 @bp.get("/demo")
 def demo() -> str:
-    """An article page shaped like a real one, with the widget at its foot (``make run``)."""
-    return render_template("demo.html")
+    """An article page shaped like a real one, with the widget at its foot (``make run``).
+
+    ``?lang=fr`` (or ``he``, ``ar``) gives the page that language and direction, as a French or
+    Hebrew edition would, so the widget is seen speaking it; any other value shows English.
+    """
+    lang = demo_language(request.args.get("lang"))
+    return render_template("demo.html", lang=lang, dir="rtl" if lang in RTL_LANGUAGES else "ltr")
 
 
 @bp.get("/o/<alert_id>")
