@@ -1,4 +1,4 @@
-"""The widget in the reader's language, and the manage view's quiet hours and daily cap, in Chromium.
+"""The widget in the reader's language, and the manage view's quiet hours and daily cap.
 
 The language comes from the widget's ``data-locale`` or the page's ``<html lang>`` (``/demo?lang=``
 sets the latter); Hebrew and Arabic lay the box out right to left. Settings are saved through the
@@ -12,12 +12,12 @@ from pathlib import Path
 
 from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
 
-from tests.browser.conftest import Notifier
-from tests.browser.fakes import FakeFirebase
-from tests.browser.reader import eventually, status, subscribe, widget
 from notifier.core.db import transaction
 from notifier.subscriptions import service as subscriptions
 from notifier.subscriptions.service import DeviceProfile
+from tests.browser.conftest import Notifier
+from tests.browser.fakes import FakeFirebase
+from tests.browser.reader import eventually, status, subscribe, widget
 
 Screenshot = Callable[[Page | Locator, str], Path]
 
@@ -122,7 +122,7 @@ def test_data_strings_still_override_a_translated_text(page: Page, notifier: Not
         page,
         notifier,
         html_lang="fr",
-        attributes="data-strings='{\"subscribe\": \"Alertez-moi\"}'",
+        attributes='data-strings=\'{"subscribe": "Alertez-moi"}\'',
     )
 
     box = page.get_by_role("region", name=FRENCH_TITLE)
