@@ -196,10 +196,35 @@ def service_worker() -> Response:
     return _javascript(body, cache_control="no-cache")
 
 
+# The languages /demo can show the widget in (widget.js's STRINGS), and those written right to left.
+DEMO_LANGUAGES = ("en", "fr", "he", "ar")
+RTL_LANGUAGES = frozenset({"he", "ar"})
+
+
+def demo_language(requested: str | None) -> str:
+    """The supported language ``?lang=`` names (English when absent); 400 for any other value.
+
+    The problem names the supported languages, never the value sent, so nothing from the
+    request is written into a page or a problem.
+    """
+    if requested is None:
+        return "en"
+    if requested not in DEMO_LANGUAGES:
+        raise Problem(
+            400, "Unsupported language", f"lang must be one of {', '.join(DEMO_LANGUAGES)}."
+        )
+    return requested
+
+
 @bp.get("/demo")
 def demo() -> str:
-    """An article page shaped like a real one, with the widget at its foot (``make run``)."""
-    return render_template("demo.html")
+    """An article page shaped like a real one, with the widget at its foot (``make run``).
+
+    ``?lang=fr`` (or ``he``, ``ar``) gives the page that language and direction, as a French or
+    Hebrew edition would, so the widget is seen speaking it.
+    """
+    lang = demo_language(request.args.get("lang"))
+    return render_template("demo.html", lang=lang, dir="rtl" if lang in RTL_LANGUAGES else "ltr")
 
 
 @bp.get("/o/<alert_id>")

@@ -276,3 +276,33 @@ def test_a_production_worker_ignores_pushes_handed_over_by_a_page(
         )
         == 0
     )
+
+
+def test_a_hebrew_reader_with_a_cap_of_one_gets_only_the_first_of_two_alerts(
+    reader: BrowserContext, dev: DevStack, screenshot: Screenshot
+) -> None:
+    """The whole loop in Hebrew: the cap chosen in the widget decides what the worker sends."""
+    reader.grant_permissions(["notifications"], origin=dev.api)
+    page = reader.new_page()
+    page.goto("/demo?lang=he")
+    page.get_by_role("button", name="קבלת התראות").click()
+    expect(page.get_by_role("heading", name="נרשמתם להתראות")).to_be_visible()
+    token = stored_token(page)
+    assert token is not None
+    page.get_by_role("button", name="ניהול נושאים").click()
+    page.get_by_label("מספר התראות מרבי ביום").fill("1")
+    page.get_by_role("button", name="שמירת ההגדרות").click()
+    expect(widget(page).get_by_role("status")).to_have_text("ההגדרות נשמרו.")
+    screenshot(widget(page), "hebrew-cap")
+    profile = dev.call("POST", f"{dev.api}/v1/subscriptions/lookup", {"token": token})
+    assert (profile["locale"], profile["max_per_day"]) == ("he", 1)
+
+    first = dev.wait_until_sent(dev.send_alert("Cabinet meets tonight"))
+    second = dev.wait_until_sent(dev.send_alert("Markets close higher"))
+
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Cabinet meets tonight"
+    assert [m["display"]["title"] for m in dev.inbox_for(token)] == ["Cabinet meets tonight"]
+    assert first["counts"]["sent"] >= 1
+    # Other readers of the shared dev stack may be capped too; this one certainly is.
+    assert second["counts"]["suppressed_by_reason"]["daily_cap"] >= 1
