@@ -104,7 +104,10 @@ def notifier_api(
         web_app_id="1:1234567890:web:0123456789abcdef",
         web_messaging_sender_id="1234567890",
         # Every test subscribes from 127.0.0.1; the limits have tests of their own.
-        rate_limits="subscriptions=10000/minute;lookup=10000/minute;opens=10000/minute",
+        rate_limits=(
+            "subscriptions=10000/minute;subscription_token=10000/minute;"
+            "lookup=10000/minute;opens=10000/minute"
+        ),
         cors_origins=news_site.url,
     )
     runtime = Runtime.start(settings)

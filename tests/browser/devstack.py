@@ -155,7 +155,10 @@ def run_dev_stack(data: Path) -> Iterator[DevStack]:
         NOTIFIER_PORT=str(api_port),
         NOTIFIER_EMULATOR_PORT=str(emulator_port),
         # Every test subscribes from 127.0.0.1; the limits have tests of their own.
-        NOTIFIER_RATE_LIMITS="subscriptions=10000/minute;lookup=10000/minute;opens=10000/minute",
+        NOTIFIER_RATE_LIMITS=(
+            "subscriptions=10000/minute;subscription_token=10000/minute;"
+            "lookup=10000/minute;opens=10000/minute"
+        ),
     )
     log = data / "dev.log"
     with log.open("wb") as out:
