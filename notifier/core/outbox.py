@@ -100,12 +100,6 @@ def _publish_committed(
         )
 
 
-def pending_trigger_ids(session: Session, ref: str) -> list[int]:
-    return list(
-        session.scalars(select(Outbox.id).where(Outbox.ref == ref, Outbox.dispatched_at.is_(None)))
-    )
-
-
 def dispatch(
     sessions: sessionmaker[Session],
     publisher: Publisher,

@@ -39,7 +39,6 @@ from notifier.alerts.service import (
     create_alert,
 )
 from notifier.core.models import Alert, Article, WebhookEvent, utcnow
-from notifier.core.outbox import pending_trigger_ids
 from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
 from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus, Urgency
 from notifier.subscriptions.requests import WHITESPACE, not_blank, stored_text
@@ -215,11 +214,10 @@ class IntakeRules:
 
 @dataclass(frozen=True, slots=True)
 class IntakeResult:
-    """The answer to one delivery, and the triggers to dispatch once the caller has committed."""
+    """The answer to one delivery (its triggers are published by the session once it commits)."""
 
     decision: Decision
     alert: dict[str, object] | None = None  # alert_view() of the article's alert, if any
-    outbox_ids: tuple[int, ...] = ()
     replayed: bool = False  # the same webhook-id was answered before; nothing was done again
 
     @property
@@ -244,9 +242,9 @@ def ingest_event(
 ) -> IntakeResult:
     """Decide what a verified delivery means, and record it in ``session``'s transaction.
 
-    The caller commits, then dispatches ``outbox_ids``; if the broker is down then, the outbox rows
-    stay for the sweeper and the event is still safely recorded. Raises ``ValidationError`` for a
-    body of the wrong shape, before touching the database.
+    The caller commits; the session's after-commit hook publishes the triggers, and if the broker
+    is down then, the outbox rows stay for the sweeper and the event is still safely recorded.
+    Raises ``ValidationError`` for a body of the wrong shape, before touching the database.
     """
     event = parse_event(payload)
     now = now or utcnow()
@@ -297,10 +295,7 @@ def _ingest_once(
         )
     )
     session.flush()
-    outbox_ids: tuple[int, ...] = ()
-    if decision is Decision.ALERT_CREATED and alert is not None:
-        outbox_ids = tuple(pending_trigger_ids(session, alert.id))
-    return IntakeResult(decision, alert_view(alert) if alert else None, outbox_ids)
+    return IntakeResult(decision, alert_view(alert) if alert else None)
 
 
 def _replay(session: Session, recorded: WebhookEvent) -> IntakeResult:
