@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from typing import Annotated, Literal
 
@@ -11,13 +9,12 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import AfterValidator, BeforeValidator, Field, HttpUrl
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from notifier.alerts import service as service
 from notifier.core.db import transaction
 from notifier.core.models import Alert
 from notifier.core.vocabulary import AlertStatus, Urgency
-from notifier.http import context
+from notifier.http import context, idempotency
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
@@ -96,28 +93,19 @@ def _not_found() -> Problem:
     return Problem(404, "Not Found", "No such alert.")
 
 
-def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
-    if key is not None and not (1 <= len(key) <= 200):
-        raise Problem(400, "Bad Idempotency-Key", "The Idempotency-Key must be 1-200 characters.")
-    return key
-
-
 @bp.post("/v1/alerts")
 @require_role("editor")
 def create() -> tuple[Response, int]:
     req = json_body(CreateAlertRequest)
     principal = current_principal()
-    key = _idempotency_key()
-    body_hash = hashlib.sha256(
-        json.dumps(req.model_dump(mode="json"), sort_keys=True).encode()
-    ).hexdigest()
+    key = idempotency.idempotency_key()
+    body_hash = idempotency.request_hash(req.model_dump(mode="json"))
     runtime = context.runtime()
     try:
         with transaction(runtime.sessions) as session:
-            existing = _by_idempotency_key(session, key, str(principal.key_id))
+            existing = idempotency.alert_by_key(session, key, str(principal.key_id))
             if existing is not None:
-                return _replay(existing, body_hash)
+                return idempotency.replay(existing, body_hash)
             resolve_topics(session, req.topics)
             draft = service.AlertDraft(
                 headline=req.headline,
@@ -152,31 +140,11 @@ def create() -> tuple[Response, int]:
     except IntegrityError:
         # A concurrent request with the same Idempotency-Key won the race: answer as a replay.
         with transaction(runtime.sessions) as session:
-            existing = _by_idempotency_key(session, key, str(principal.key_id))
+            existing = idempotency.alert_by_key(session, key, str(principal.key_id))
             if existing is None:
                 raise
-            return _replay(existing, body_hash)
+            return idempotency.replay(existing, body_hash)
     return jsonify(view), 201
-
-
-def _by_idempotency_key(session: Session, key: str | None, owner: str) -> Alert | None:
-    if key is None:
-        return None
-    return session.scalar(
-        select(Alert).where(Alert.idempotency_key == key, Alert.created_by == owner)
-    )
-
-
-def _replay(alert: Alert, body_hash: str) -> tuple[Response, int]:
-    if alert.request_hash != body_hash:
-        raise Problem(
-            422,
-            "Idempotency-Key reused",
-            "This Idempotency-Key was used with a different request body.",
-        )
-    response = jsonify(service.alert_view(alert))
-    response.headers["Idempotent-Replayed"] = "true"
-    return response, 201
 
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Annotated, Literal
 
 from flask import Blueprint, Response, jsonify, request
@@ -15,14 +13,8 @@ from notifier.alerts import from_article
 from notifier.alerts.service import alert_view
 from notifier.core.db import transaction
 from notifier.core.vocabulary import Urgency
-from notifier.http import context
-from notifier.http.alerts import (
-    EditorUrl,
-    Translation,
-    _by_idempotency_key,
-    _idempotency_key,
-    _replay,
-)
+from notifier.http import context, idempotency
+from notifier.http.alerts import EditorUrl, Translation
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
@@ -125,17 +117,17 @@ def create_alert(article_id: str) -> tuple[Response, int]:
     req = _read_request()
     principal = current_principal()
     owner = str(principal.key_id)
-    key = _idempotency_key()
+    key = idempotency.idempotency_key()
     # The article is part of the request: one Idempotency-Key for two articles is a reuse (422).
     requested = {"article_id": article_id, **req.model_dump(mode="json", exclude_unset=True)}
-    body_hash = hashlib.sha256(json.dumps(requested, sort_keys=True).encode()).hexdigest()
+    body_hash = idempotency.request_hash(requested)
     runtime = context.runtime()
     requester = from_article.Requester(owner, key, body_hash)
     try:
         with transaction(runtime.sessions) as session:
-            existing = _by_idempotency_key(session, key, owner)
+            existing = idempotency.alert_by_key(session, key, owner)
             if existing is not None:
-                return _replay(existing, body_hash)
+                return idempotency.replay(existing, body_hash)
             alert = from_article.alert_from_article(
                 session,
                 article_id,
@@ -179,9 +171,9 @@ def _replay_or_conflict(
 ) -> tuple[Response, int]:
     """Answer a request that lost to another: as its replay when the key says it is the same."""
     with transaction(context.runtime().sessions) as session:
-        existing = _by_idempotency_key(session, key, owner)
+        existing = idempotency.alert_by_key(session, key, owner)
         if existing is not None:
-            return _replay(existing, body_hash)
+            return idempotency.replay(existing, body_hash)
     if alert_id is None or status is None:
         raise Problem(409, "Conflict", "A concurrent request changed this article; try again.")
     raise Problem(
