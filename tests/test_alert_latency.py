@@ -6,16 +6,22 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import yaml
+from flask.testing import FlaskClient
 
 from notifier.alerts import latency
 from notifier.alerts.latency import Latency, alert_latencies, alert_latency, rank
 from notifier.alerts.service import AlertDraft, create_alert
+from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.core.models import Alert, Delivery
 from notifier.core.vocabulary import AlertStatus, DeliveryStatus
+from notifier.http import openapi
 from notifier.runtime import Runtime
+from tests.test_openapi import assert_documented
 
 DUE = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
+SPEC = yaml.safe_load(openapi.spec_bytes())
 
 
 @pytest.fixture(autouse=True)
@@ -145,3 +151,50 @@ def test_a_further_accepted_device_refreshes_the_cached_figures(runtime: Runtime
         assert alert is not None
         alert.sent += 1  # as the recorder does, in the same transaction as the row
     assert latency_of(runtime, alert_id) == Latency(3, 2.0, 300.0, 300.0, round(2 / 3, 4))
+
+
+# --- the API and the ops view -------------------------------------------------------------------
+
+
+def bearer(runtime: Runtime, role: str) -> dict[str, str]:
+    with transaction(runtime.sessions) as session:
+        key, _ = create_key(session, role, "latency test")
+    return {"Authorization": f"Bearer {key}"}
+
+
+def test_get_alert_reports_its_latency(client: FlaskClient, runtime: Runtime) -> None:
+    alert_id = alert_with_deliveries(runtime, [0.5, 1.5, 130.0, 2.5])
+    response = client.get(f"/v1/alerts/{alert_id}", headers=bearer(runtime, "ops"))
+    assert_documented(SPEC, "/v1/alerts/{alert_id}", "GET", response)
+    assert response.json["latency"] == {
+        "p50_s": 1.5,
+        "p90_s": 130.0,
+        "p99_s": 130.0,
+        "within_120s": 0.75,
+    }
+
+
+def test_listed_alerts_carry_their_latency_and_null_before_any_accept(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    delivered = alert_with_deliveries(runtime, [3.0])
+    waiting = alert_with_deliveries(runtime, [], others=[(DeliveryStatus.PENDING, 0.0)])
+    response = client.get("/v1/alerts", headers=bearer(runtime, "editor"))
+    assert_documented(SPEC, "/v1/alerts", "GET", response)
+    by_id = {a["id"]: a["latency"] for a in response.json["alerts"]}
+    assert by_id[delivered] == {"p50_s": 3.0, "p90_s": 3.0, "p99_s": 3.0, "within_120s": 1.0}
+    assert by_id[waiting] == {"p50_s": None, "p90_s": None, "p99_s": None, "within_120s": None}
+
+
+def test_ops_recent_alerts_show_each_finished_alerts_latency(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    alert_id = alert_with_deliveries(runtime, [10.0, 20.0])
+    with transaction(runtime.sessions) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        alert.finished_at = DUE + timedelta(seconds=20)
+    response = client.get("/v1/ops/queues", headers=bearer(runtime, "ops"))
+    assert_documented(SPEC, "/v1/ops/queues", "GET", response)
+    (recent,) = response.json["recent_alerts"]
+    assert recent["latency"] == {"p50_s": 10.0, "p90_s": 20.0, "p99_s": 20.0, "within_120s": 1.0}

@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from notifier.alerts.latency import alert_latencies
 from notifier.alerts.opens import open_rate
 from notifier.alerts.service import pending_count
 from notifier.core.counters import minutes_since
@@ -53,7 +54,8 @@ RECENT_ALERTS = 10
 
 
 def recent_alerts(session: Session, limit: int = RECENT_ALERTS) -> list[dict[str, Any]]:
-    """The last finished alerts (sent, failed, expired, cancelled), newest first.
+    """The last finished alerts (sent, failed, expired, cancelled), newest first, with their
+    delivery percentiles.
 
     Opens keep arriving long after a send finishes (readers click a notification hours later),
     so this is where ops watch an alert's reach once it has left "in flight". Test sends go to
@@ -65,6 +67,8 @@ def recent_alerts(session: Session, limit: int = RECENT_ALERTS) -> list[dict[str
         .order_by(Alert.finished_at.desc(), Alert.id)
         .limit(limit)
     ).all()
+    # Finished alerts' figures come from the cache after the first poll (see alerts.latency).
+    latencies = alert_latencies(session, rows)
     return [
         {
             "id": alert.id,
@@ -78,6 +82,7 @@ def recent_alerts(session: Session, limit: int = RECENT_ALERTS) -> list[dict[str
             "cancelled": alert.cancelled,
             "opens": alert.opens,
             "open_rate": open_rate(alert.opens, alert.sent),
+            "latency": latencies[alert.id].as_json(),
         }
         for alert in rows
     ]
