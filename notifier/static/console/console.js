@@ -2,7 +2,8 @@
 // recent articles (to send one as breaking), recent alerts with their delivery, and the alert
 // form with its previews. Refreshes itself every 2 s. Urgent alerts are marked in both lists;
 // a recent alert's "By language" opens its per-language counts (GET /v1/alerts/{id} by_locale,
-// fetched only while open, so the 2 s refresh stays two list calls otherwise).
+// fetched only while open, so the 2 s refresh stays two list calls otherwise). Each recent alert
+// shows its delivery percentiles (the list's `latency`) once FCM has accepted a device.
 
 import { api, ApiError, describeError, serverNow } from "../common/api.js";
 import {
@@ -16,6 +17,7 @@ import {
   clock,
   timeOfDay,
 } from "../common/dom.js";
+import { hasLatency, percentiles, withinTwoMinutes } from "../common/latency.js";
 import { gate, poll } from "../common/session.js";
 import { renderArticles } from "./articles.js";
 import { setupCompose } from "./compose.js";
@@ -178,6 +180,7 @@ function recentRow(alert) {
       { className: "progress-col" },
       progressBar(`Delivery of ${alert.headline}`),
       h("div", { className: "small counts" }),
+      h("div", { className: "small latency", hidden: true }),
       languages,
     ),
     h(
@@ -291,6 +294,21 @@ function updateRecentRow(row, alert) {
     row.querySelector(".counts"),
     c.audience ? `${parts.join(" · ")} of ${count(c.audience)}` : notStarted(alert.status),
   );
+  const latency = row.querySelector(".latency");
+  latency.hidden = !hasLatency(alert.latency);
+  if (hasLatency(alert.latency)) {
+    // Each figure unbroken: the column is narrow, and "p90" alone on a line says nothing.
+    const parts = [`Delivered in ${percentiles(alert.latency)}`, withinTwoMinutes(alert.latency)];
+    const text = parts.join(" · ");
+    if (latency.textContent !== text) {
+      latency.replaceChildren(
+        ...parts
+          .flatMap((part) => part.split(" · "))
+          .flatMap((part, i) => [i ? " · " : "", h("span", { className: "figure" }, part)]),
+      );
+    }
+    latency.title = "From the end of the hold window to FCM accepting each device";
+  }
   setText(row.querySelector(".opens"), count(alert.opens));
   setText(row.querySelector(".open-rate"), alert.open_rate ? percent(alert.open_rate, 1) : "");
 }

@@ -1,7 +1,7 @@
 // The ops dashboard: what the pipeline is doing now (queues, workers, alerts in flight, sweeper),
-// over the last hour (throughput, error rate) and what finished last (recent alerts and their
-// opens). Polls GET /v1/ops/queues and /v1/ops/throughput every 2 s and says when its numbers
-// are stale.
+// over the last hour (throughput, error rate) and what finished last (recent alerts, their opens
+// and delivery percentiles). Polls GET /v1/ops/queues and /v1/ops/throughput every 2 s and says
+// when its numbers are stale.
 
 import { api, ApiError, describeError } from "../common/api.js";
 import {
@@ -14,6 +14,7 @@ import {
   percent,
   age,
 } from "../common/dom.js";
+import { hasLatency, percentiles } from "../common/latency.js";
 import { gate, poll } from "../common/session.js";
 import { rateLine, stackedBars } from "./charts.js";
 
@@ -161,6 +162,8 @@ function recentRow(alert) {
     h("td", { className: "num n-sent" }),
     h("td", { className: "num n-failed" }),
     h("td", { className: "num n-pruned" }),
+    h("td", { className: "num n-latency" }),
+    h("td", { className: "num n-within" }),
     h("td", { className: "num n-opens" }),
     h("td", { className: "num n-open-rate" }),
   );
@@ -177,6 +180,12 @@ function updateRecentRow(row, alert) {
   for (const key of ["audience", "sent", "failed", "pruned", "opens"]) {
     setText(row.querySelector(`.n-${key}`), count(alert[key]));
   }
+  // From the end of the hold window to FCM's accept; "—" when no device was accepted.
+  const latency = alert.latency;
+  const known = hasLatency(latency);
+  setText(row.querySelector(".n-latency"), known ? percentiles(latency) : "—");
+  setText(row.querySelector(".n-within"), known ? percent(latency.within_120s, 1) : "—");
+  row.querySelector(".n-within").classList.toggle("warn-text", known && latency.within_120s < 0.9);
   // No rate before anything was sent: "—" rather than a misleading 0%.
   setText(
     row.querySelector(".n-open-rate"),
