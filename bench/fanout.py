@@ -297,6 +297,12 @@ def main() -> int:
             f"worker peak RSS         {peak_rss / 1024:.0f} MiB total for {args.workers} worker(s) "
             f"(idle {baseline_rss / 1024:.0f} MiB)"
         )
+        with runtime.sessions() as session:  # what GET /v1/alerts/{id} reports as `latency`
+            from notifier.alerts.latency import alert_latency
+
+            lat = alert_latency(session, session.get(Alert, alert_id))  # type: ignore[arg-type]
+        print(f"delivery latency        p50 {lat.p50_s} s · p90 {lat.p90_s} s · p99 {lat.p99_s} s")
+        print(f"within 120 s of due     {(lat.within_120s or 0):.2%} of {lat.accepted:,} accepted")
         runtime.close()
         engine.dispose()
         return 0 if received == args.devices else 1
