@@ -198,3 +198,56 @@ def test_ops_recent_alerts_show_each_finished_alerts_latency(
     assert_documented(SPEC, "/v1/ops/queues", "GET", response)
     (recent,) = response.json["recent_alerts"]
     assert recent["latency"] == {"p50_s": 10.0, "p90_s": 20.0, "p99_s": 20.0, "within_120s": 1.0}
+
+
+def add_sent(runtime: Runtime, alert_id: str, device_id: int, seconds: float) -> None:
+    """One more device accepted, recorded as the batch recorder does (row and counter)."""
+    with transaction(runtime.sessions) as session:
+        session.add(
+            Delivery(
+                alert_id=alert_id,
+                device_id=device_id,
+                batch_id=2,
+                status=DeliveryStatus.SENT,
+                updated_at=DUE + timedelta(seconds=seconds),
+            )
+        )
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        alert.sent += 1
+
+
+def listed_latency(runtime: Runtime, alert_id: str, live_max_age: float) -> Latency:
+    with transaction(runtime.sessions) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        return alert_latencies(session, [alert], live_max_age=live_max_age)[alert_id]
+
+
+def test_a_polled_list_may_reuse_a_sending_alerts_recent_figures_but_never_a_finished_ones(
+    runtime: Runtime,
+) -> None:
+    alert_id = alert_with_deliveries(runtime, [1.0, 2.0])
+    with transaction(runtime.sessions) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        alert.status = AlertStatus.SENDING
+    before = Latency(2, 1.0, 2.0, 2.0, 1.0)
+    assert listed_latency(runtime, alert_id, live_max_age=3600) == before
+    add_sent(runtime, alert_id, 50, 300.0)
+
+    # Still sending: a list polled every few seconds reuses the figures it just computed...
+    assert listed_latency(runtime, alert_id, live_max_age=3600) == before
+    # ...while the alert's own GET (no max age) is exact.
+    after = Latency(3, 2.0, 300.0, 300.0, round(2 / 3, 4))
+    assert latency_of(runtime, alert_id) == after
+
+    add_sent(runtime, alert_id, 51, 400.0)
+    with transaction(runtime.sessions) as session:
+        alert = session.get(Alert, alert_id)
+        assert alert is not None
+        alert.status, alert.finished_at = AlertStatus.SENT, DUE + timedelta(seconds=400)
+    # Finished: exact in every view, however recent the cached figures are.
+    assert listed_latency(runtime, alert_id, live_max_age=3600) == Latency(
+        4, 2.0, 400.0, 400.0, 0.5
+    )

@@ -18,11 +18,14 @@ A sent delivery never changes and never stops being sent, so an alert's ``sent``
 memory by alert id, ``sent`` and ``send_at``, and is reused until another device is accepted. A
 finished alert is therefore computed once per process, however often the console and the
 dashboard ask (at 100,000 devices one computation costs tens of milliseconds; docs/performance.md).
+Lists may also reuse a sending alert's figures for a few seconds (``live_max_age``), so that
+polling pages do not recompute a large fan-out on every poll.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,6 +41,8 @@ from notifier.core.vocabulary import DeliveryStatus
 PERCENTILES = (0.5, 0.9, 0.99)
 WITHIN = timedelta(seconds=120)
 CACHE_SIZE = 2048
+# How stale a sending alert's figures may be in a polled list (the console polls every 2 s).
+LIST_MAX_AGE = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,24 +94,34 @@ def _latency(due: datetime, accepted: int, within: int, times: Sequence[datetime
 
 
 class _Cache:
-    """Latencies by alert id, valid while ``(sent, send_at)`` stay the same; LRU-bounded."""
+    """Latencies by alert id, exact while ``(sent, send_at)`` stay the same; LRU-bounded."""
 
     def __init__(self, size: int) -> None:
         self._size = size
-        self._entries: OrderedDict[str, tuple[tuple[int, datetime], Latency]] = OrderedDict()
+        self._entries: OrderedDict[str, _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, alert: Alert) -> Latency | None:
+    def get(self, alert: Alert, live_max_age: float) -> Latency | None:
+        """The cached figures if still exact, or, for an alert still sending, if computed less
+        than ``live_max_age`` seconds ago."""
         with self._lock:
             entry = self._entries.get(alert.id)
-            if entry is None or entry[0] != (alert.sent, alert.send_at):
+            if entry is None:
+                return None
+            exact = entry.key == (alert.sent, alert.send_at)
+            recent = (
+                alert.finished_at is None
+                and entry.key[1] == alert.send_at
+                and time.monotonic() - entry.computed_at < live_max_age
+            )
+            if not (exact or recent):
                 return None
             self._entries.move_to_end(alert.id)
-            return entry[1]
+            return entry.latency
 
     def put(self, alert: Alert, latency: Latency) -> None:
         with self._lock:
-            self._entries[alert.id] = ((alert.sent, alert.send_at), latency)
+            self._entries[alert.id] = _Entry((alert.sent, alert.send_at), latency, time.monotonic())
             self._entries.move_to_end(alert.id)
             while len(self._entries) > self._size:
                 self._entries.popitem(last=False)
@@ -114,6 +129,13 @@ class _Cache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    key: tuple[int, datetime]
+    latency: Latency
+    computed_at: float
 
 
 _cache = _Cache(CACHE_SIZE)
@@ -125,17 +147,25 @@ def clear_cache() -> None:
 
 
 def alert_latency(session: Session, alert: Alert) -> Latency:
-    """One alert's delivery percentiles (cached while no further device is accepted)."""
+    """One alert's delivery percentiles, exact (cached only while no further device is accepted)."""
     return alert_latencies(session, [alert])[alert.id]
 
 
-def alert_latencies(session: Session, alerts: Iterable[Alert]) -> dict[str, Latency]:
+def alert_latencies(
+    session: Session, alerts: Iterable[Alert], *, live_max_age: float = 0.0
+) -> dict[str, Latency]:
     """Delivery percentiles of each alert by id: from the cache, else computed (one statement
-    for all of them on PostgreSQL). An alert with nothing sent costs no query."""
+    for all of them on PostgreSQL). An alert with nothing sent costs no query.
+
+    ``live_max_age`` lets an alert still sending reuse figures up to that many seconds old: lists
+    polled every few seconds (the console, the dashboard) would otherwise recompute a large
+    fan-out's percentiles on every poll, on the database the fan-out itself is using. A finished
+    alert's figures are always exact.
+    """
     found: dict[str, Latency] = {}
     missing: list[Alert] = []
     for alert in alerts:
-        cached = NOTHING_ACCEPTED if alert.sent == 0 else _cache.get(alert)
+        cached = NOTHING_ACCEPTED if alert.sent == 0 else _cache.get(alert, live_max_age)
         if cached is None:
             missing.append(alert)
         else:

@@ -185,8 +185,9 @@ def list_alerts() -> Response:
         rows = list(session.scalars(query))
         page = rows[:limit]
         # One statement for the page on PostgreSQL, and only for alerts that accepted a device
-        # since they were last computed: the console polls this list every 2 s.
-        latencies = latency.alert_latencies(session, page)
+        # since they were last computed (a sending one at most every few seconds): the console
+        # polls this list every 2 s, during the fan-out too.
+        latencies = latency.alert_latencies(session, page, live_max_age=latency.LIST_MAX_AGE)
     return jsonify(
         {
             "alerts": [
