@@ -45,6 +45,12 @@ def test_console_and_dashboard_show_a_sent_alerts_delivery_times(
 
     browsing.open("/dashboard", ops_key)
     row = browsing.page.locator("#recent-rows tr", has_text="Results are in")
-    expect(row.locator(".n-latency")).to_have_text(re.compile(rf"^{PERCENTILES.pattern}$"))
+    expect(row.locator(".latency-text")).to_have_text(re.compile(rf"^{PERCENTILES.pattern}$"))
     expect(row.locator(".n-within")).to_have_text("100.0%")
+    # The strip: p50 to p99 well inside the two minutes, so not marked late.
+    strip = row.locator(".latency-strip svg")
+    expect(strip).to_have_attribute("aria-label", re.compile(r"100% within 2 min$"))
+    assert strip.locator("rect.strip-range:not(.late)").count() == 1
+    p90 = float(strip.locator(".strip-p90").get_attribute("data-value") or "nan")
+    assert float(strip.locator(".strip-range").get_attribute("data-to") or "nan") >= p90
     keep(browsing.screenshot("dashboard-delivery-latency"))

@@ -150,3 +150,56 @@ export function rateLine(container, rows, { summary }) {
     root.insertBefore(svg("path", { d: path.trim(), class: "line" }), root.querySelector("circle"));
   container.replaceChildren(root);
 }
+
+const STRIP_W = 160;
+const STRIP_H = 16;
+const TWO_MINUTES = 120;
+
+/**
+ * One alert's delivery times as a strip: a bar from p50 to p99, a tick at p90 and a dashed mark
+ * at two minutes, on a scale from 0 to two minutes (or to p99 when it is later), so the alerts
+ * that missed the two minutes stand out down the column. Replaces `container`'s content.
+ */
+export function latencyStrip(container, latency, summary) {
+  const scale = Math.max(TWO_MINUTES, latency.p99_s);
+  const x = (seconds) => 2 + (seconds / scale) * (STRIP_W - 4);
+  const mid = STRIP_H / 2;
+  const root = svg("svg", {
+    viewBox: `0 0 ${STRIP_W} ${STRIP_H}`,
+    width: STRIP_W,
+    height: STRIP_H,
+    role: "img",
+    "aria-label": summary,
+    class: "strip-svg",
+  });
+  root.append(
+    svg("title", {}, summary),
+    svg("line", { x1: x(0), x2: x(scale), y1: mid, y2: mid, class: "strip-track" }),
+    svg("rect", {
+      x: x(latency.p50_s),
+      y: mid - 4,
+      width: Math.max(2, x(latency.p99_s) - x(latency.p50_s)),
+      height: 8,
+      rx: 2,
+      class: `strip-range${latency.p99_s > TWO_MINUTES ? " late" : ""}`,
+      "data-from": latency.p50_s,
+      "data-to": latency.p99_s,
+    }),
+    svg("line", {
+      x1: x(latency.p90_s),
+      x2: x(latency.p90_s),
+      y1: 1,
+      y2: STRIP_H - 1,
+      class: "strip-p90",
+      "data-value": latency.p90_s,
+    }),
+    svg("line", {
+      x1: x(TWO_MINUTES),
+      x2: x(TWO_MINUTES),
+      y1: 0,
+      y2: STRIP_H,
+      class: "strip-limit",
+    }),
+  );
+  container.replaceChildren(root);
+}

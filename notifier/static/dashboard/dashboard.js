@@ -14,9 +14,9 @@ import {
   percent,
   age,
 } from "../common/dom.js";
-import { hasLatency, percentiles } from "../common/latency.js";
+import { hasLatency, percentiles, withinTwoMinutes } from "../common/latency.js";
 import { gate, poll } from "../common/session.js";
-import { rateLine, stackedBars } from "./charts.js";
+import { latencyStrip, rateLine, stackedBars } from "./charts.js";
 
 const REFRESH_MS = 2000;
 // Work waiting longer than this means workers are short or stuck; the sweeper runs every few
@@ -162,7 +162,12 @@ function recentRow(alert) {
     h("td", { className: "num n-sent" }),
     h("td", { className: "num n-failed" }),
     h("td", { className: "num n-pruned" }),
-    h("td", { className: "num n-latency" }),
+    h(
+      "td",
+      { className: "num n-latency" },
+      h("div", { className: "latency-text" }),
+      h("div", { className: "latency-strip" }),
+    ),
     h("td", { className: "num n-within" }),
     h("td", { className: "num n-opens" }),
     h("td", { className: "num n-open-rate" }),
@@ -183,7 +188,16 @@ function updateRecentRow(row, alert) {
   // From the end of the hold window to FCM's accept; "—" when no device was accepted.
   const latency = alert.latency;
   const known = hasLatency(latency);
-  setText(row.querySelector(".n-latency"), known ? percentiles(latency) : "—");
+  setText(row.querySelector(".latency-text"), known ? percentiles(latency) : "—");
+  const strip = row.querySelector(".latency-strip");
+  const drawn = known ? JSON.stringify(latency) : "";
+  if (strip.dataset.drawn !== drawn) {
+    strip.dataset.drawn = drawn;
+    if (known) {
+      const summary = `Delivery time ${percentiles(latency)}; ${withinTwoMinutes(latency)}`;
+      latencyStrip(strip, latency, summary);
+    } else strip.replaceChildren();
+  }
   setText(row.querySelector(".n-within"), known ? percent(latency.within_120s, 1) : "—");
   row.querySelector(".n-within").classList.toggle("warn-text", known && latency.within_120s < 0.9);
   // No rate before anything was sent: "—" rather than a misleading 0%.
