@@ -231,11 +231,13 @@ def demo() -> str:
 def open_alert(alert_id: str) -> Response:
     """A reader clicked a notification: count the open and go on to the article.
 
-    Redirects only to the URL stored with the alert, never to one taken from the request, so
-    this can not be used as an open redirect.
+    Redirects only to a URL stored with the alert, never to one taken from the request, so
+    this can not be used as an open redirect. ``?to=`` is the URL the notification carried (the
+    service worker adds it): a translation's URL lands the reader on that translation, anything
+    else on the alert's own URL.
     """
     with transaction(context.runtime().sessions) as session:
-        url = record_open(session, alert_id)
+        url = record_open(session, alert_id, request.args.get("to"))
     if url is None:
         raise Problem(404, "Not Found", "No such alert.")
     # Every click must reach us to be counted, and the article needs no hint of where it came from.

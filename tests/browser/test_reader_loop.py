@@ -33,7 +33,7 @@ from tests.browser.devstack import (
     subscribe_on_demo,
     wait_for_notifications,
 )
-from tests.browser.push import CLICK, COUNT_SHOWN, fcm_web_push
+from tests.browser.push import CLICK, COUNT_SHOWN, counted_link, fcm_web_push
 from tests.browser.reader import permission_requests, stored_token, subscribe, widget
 from tests.browser.site import NewsSite
 
@@ -78,7 +78,8 @@ def test_a_reader_subscribes_and_the_editors_alert_is_shown_and_its_click_counte
         "Sirens sound across the north"
     ]
     clicked = push_worker(reader, dev).evaluate(CLICK)
-    assert clicked == {"opened": [f"{dev.api}/o/{alert_id}"], "left": 0}
+    url = dev.alert(alert_id)["url"]
+    assert clicked == {"opened": [counted_link(dev.api, alert_id, url)], "left": 0}
     article = reader.new_page()
     article.goto(clicked["opened"][0])
     assert article.url.startswith(f"{dev.api}/demo?story=")
