@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
 
 from notifier.core.db import transaction
@@ -409,3 +410,24 @@ def test_the_urgent_toggle_is_saved_and_read_back_by_lookup(
 
     expect(status(page)).to_have_text("Your settings are saved.")
     assert profile_of(notifier, token).urgent_overrides is True
+
+
+def test_with_a_site_wide_cap_an_empty_cap_field_names_it_rather_than_no_limit(
+    page: Page,
+    context: BrowserContext,
+    notifier: Notifier,
+    firebase: FakeFirebase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_DEFAULT_MAX_PER_DAY=5: lookup's effective_max_per_day tells the form."""
+    site_wide = notifier.runtime.settings.model_copy(update={"default_max_per_day": 5})
+    monkeypatch.setattr(notifier.runtime, "settings", site_wide)
+    subscribe(page, context, notifier.url)
+
+    form = open_settings(page)
+
+    cap = form.get_by_label("Most alerts per day")
+    expect(cap).to_have_value("")
+    expect(cap).to_have_attribute("placeholder", "5")
+    expect(form).to_contain_text("Leave empty for this site's limit of 5 a day.")
+    expect(form).not_to_contain_text("Leave empty for no limit.")
