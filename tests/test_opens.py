@@ -19,12 +19,26 @@ from tests.conftest import make_settings
 ARTICLE = "https://news.example/2025/01/ceasefire-agreed"
 
 
-def sent_alert(runtime: Runtime, *, url: str = ARTICLE, sent: int = 4) -> str:
+FRENCH = "https://news.example/fr/2025/01/cessez-le-feu"
+
+
+def sent_alert(
+    runtime: Runtime,
+    *,
+    url: str = ARTICLE,
+    sent: int = 4,
+    translations: dict[str, dict[str, str]] | None = None,
+) -> str:
     """An alert FCM accepted for ``sent`` devices; returns its id."""
     with transaction(runtime.sessions) as session:
         alert = create_alert(
             session,
-            AlertDraft(headline="Ceasefire agreed", url=url, topics=("israel",)),
+            AlertDraft(
+                headline="Ceasefire agreed",
+                url=url,
+                topics=("israel",),
+                translations=translations or {},
+            ),
             default_hold=0,
             default_ttl=3600,
         )
@@ -86,11 +100,36 @@ def test_the_redirect_only_ever_goes_to_the_alerts_own_url(
     alert_id = sent_alert(runtime)
 
     response = client.get(
-        f"/o/{alert_id}?url=https://evil.example/&next=https://evil.example/",
+        f"/o/{alert_id}?to=https://evil.example/&url=https://evil.example/&next=https://evil.example/",
         headers={"Referer": "https://evil.example/"},
     )
 
     assert response.headers["Location"] == ARTICLE
+
+
+def test_a_click_on_a_translation_lands_on_the_translations_url(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    alert_id = sent_alert(
+        runtime, translations={"fr": {"headline": "Cessez-le-feu", "url": FRENCH}}
+    )
+
+    response = client.get(f"/o/{alert_id}", query_string={"to": FRENCH})
+
+    assert (response.status_code, response.headers["Location"]) == (302, FRENCH)
+    assert opens(runtime, alert_id) == 1
+
+
+def test_a_url_of_another_alerts_translation_lands_on_this_alerts_own(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    sent_alert(runtime, translations={"fr": {"headline": "Cessez-le-feu", "url": FRENCH}})
+    alert_id = sent_alert(runtime, translations={"fr": {"headline": "Cessez-le-feu"}})
+
+    response = client.get(f"/o/{alert_id}", query_string={"to": FRENCH})
+
+    assert response.headers["Location"] == ARTICLE
+    assert opens(runtime, alert_id) == 1
 
 
 def test_an_alert_whose_url_is_not_a_web_page_is_never_redirected_to(

@@ -3,6 +3,8 @@ and bad input answered with a 422 problem, never a 500 (on SQLite and PostgreSQL
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,7 +13,9 @@ from sqlalchemy import update
 
 from notifier.core.db import transaction
 from notifier.core.models import Device
+from notifier.http.app import create_app
 from notifier.runtime import Runtime
+from tests.conftest import make_settings
 from tests.factories import subscription
 from tests.test_alerts_api import ALERT, auth, keys, make_alert  # noqa: F401 (fixture)
 
@@ -52,6 +56,49 @@ def test_a_new_device_has_the_defaults(client: FlaskClient) -> None:
         None,
         True,
     )
+
+
+def test_without_a_default_cap_a_reader_who_chose_none_has_no_effective_cap(
+    client: FlaskClient,
+) -> None:
+    body = subscription()
+    assert post(client, body).json["effective_max_per_day"] is None
+    assert lookup(client, body["token"])["effective_max_per_day"] is None
+
+
+@pytest.fixture
+def capped_client(db_url: str, tmp_path: Path) -> Iterator[FlaskClient]:
+    """The API of a deployment with ``NOTIFIER_DEFAULT_MAX_PER_DAY=5``."""
+    runtime = Runtime.start(make_settings(tmp_path, database_url=db_url, default_max_per_day="5"))
+    yield create_app(runtime=runtime).test_client()
+    runtime.close()
+
+
+def test_lookup_shows_the_cap_that_applies_the_readers_own_else_the_default(
+    capped_client: FlaskClient,
+) -> None:
+    chose_none, chose_two = subscription(), subscription(max_per_day=2)
+    post(capped_client, chose_none)
+    post(capped_client, chose_two)
+
+    caps = [
+        (profile["max_per_day"], profile["effective_max_per_day"])
+        for profile in (lookup(capped_client, b["token"]) for b in (chose_none, chose_two))
+    ]
+
+    assert caps == [(None, 5), (2, 2)]
+
+
+def test_clearing_the_readers_cap_makes_the_default_the_effective_one_again(
+    capped_client: FlaskClient,
+) -> None:
+    body = subscription(max_per_day=2)
+    post(capped_client, body)
+
+    cleared = post(capped_client, {**body, "max_per_day": None}).json
+
+    assert (cleared["max_per_day"], cleared["effective_max_per_day"]) == (None, 5)
+    assert lookup(capped_client, body["token"])["effective_max_per_day"] == 5
 
 
 def test_an_omitted_preference_keeps_its_value_and_null_clears_it(client: FlaskClient) -> None:

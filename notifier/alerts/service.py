@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import case, func, select, update
 from sqlalchemy.orm import Session
 
+from notifier.alerts.cap_places import release_unsent_places, retry_waiting_batches
 from notifier.alerts.opens import open_rate
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
 from notifier.core.outbox import add_trigger
@@ -177,8 +178,10 @@ def settle_pending(
 
     The alert's counter for ``status`` grows by as many. A batch in flight (leased) is left to
     finish: it records what FCM answered, so the counts stay true. Batches still waiting are
-    closed so no worker picks them up.
+    closed so no worker picks them up, and the daily-cap places their devices held while waiting
+    for a retry are given back (they will never be sent this alert).
     """
+    release_unsent_places(session, alert.id, retry_waiting_batches(alert.id))
     in_flight = select(Batch.id).where(
         Batch.alert_id == alert.id, Batch.status == BatchStatus.SENDING
     )

@@ -46,7 +46,7 @@ def subscribe() -> tuple[Response, int]:
         raise _unknown_topics(exc) from None
     except service.QuietHoursNeedAZone as exc:
         raise Problem(422, "Quiet hours need a time zone", str(exc)) from None
-    return jsonify(profile.as_json()), 201 if created else 200
+    return jsonify(_profile_json(profile)), 201 if created else 200
 
 
 @bp.delete("/v1/subscriptions")
@@ -68,7 +68,7 @@ def lookup() -> Response:
         profile = service.lookup(session, req.token)
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for this token.")
-    return jsonify(profile.as_json())
+    return jsonify(_profile_json(profile))
 
 
 @bp.put("/v1/subscriptions/token")
@@ -79,7 +79,7 @@ def rotate_token() -> Response:
         profile = service.rotate_token(session, old_token=req.old_token, new_token=req.new_token)
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for the old token.")
-    return jsonify(profile.as_json())
+    return jsonify(_profile_json(profile))
 
 
 @bp.get("/v1/topics")
@@ -89,3 +89,7 @@ def topics() -> Response:
             select(Topic.slug, Topic.name).where(Topic.active.is_(True)).order_by(Topic.id)
         ).all()
     return jsonify({"topics": [{"slug": slug, "name": name} for slug, name in rows]})
+
+
+def _profile_json(profile: service.DeviceProfile) -> dict[str, object]:
+    return profile.as_json(default_max_per_day=context.runtime().settings.default_max_per_day)

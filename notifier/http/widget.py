@@ -35,6 +35,7 @@ WIDGET = STATIC / "widget"
 VENDOR = STATIC / "vendor"
 FIREBASE_BUNDLE = "vendor/firebase/firebase-messaging.js"
 STAND_IN_MODULE = "widget/standin.js"
+STRINGS_FILE = "strings.json"
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost")
 
 # Sites embed the unversioned widget URL, so a short cache lets fixes reach readers within minutes
@@ -133,10 +134,30 @@ def _javascript(body: str, *, cache_control: str) -> Response:
     return response
 
 
+@cache
+def widget_languages() -> dict[str, dict[str, object]]:
+    """The widget's languages, in order, each ``{"dir": "ltr" | "rtl", "texts": {...}}``.
+
+    ``static/widget/strings.json`` is the one list of them: widget.js gets it inlined, /demo
+    offers exactly these, and adding a language (texts and direction) is an edit of that file.
+    """
+    languages: dict[str, dict[str, object]] = json.loads(_source(STRINGS_FILE))
+    return languages
+
+
+def text_direction(language: str) -> str:
+    """``rtl`` for a widget language written right to left, else ``ltr``."""
+    return "rtl" if widget_languages().get(language, {}).get("dir") == "rtl" else "ltr"
+
+
 @bp.get("/widget.js")
 def widget_script() -> Response:
     config = _script_json(widget_config(context.runtime().settings))
-    body = _source("widget.js").replace('"__NOTIFIER_CONFIG__"', config, 1)
+    body = (
+        _source("widget.js")
+        .replace('"__NOTIFIER_CONFIG__"', config, 1)
+        .replace('"__NOTIFIER_LANGUAGES__"', _script_json(widget_languages()), 1)
+    )
     return _javascript(body, cache_control=f"public, max-age={WIDGET_MAX_AGE}")
 
 
@@ -196,23 +217,17 @@ def service_worker() -> Response:
     return _javascript(body, cache_control="no-cache")
 
 
-# The languages /demo can show the widget in (widget.js's STRINGS), and those written right to left.
-DEMO_LANGUAGES = ("en", "fr", "he", "ar")
-RTL_LANGUAGES = frozenset({"he", "ar"})
-
-
 def demo_language(requested: str | None) -> str:
-    """The supported language ``?lang=`` names (English when absent); 400 for any other value.
+    """The widget language ``?lang=`` names (English when absent); 400 for any other value.
 
     The problem names the supported languages, never the value sent, so nothing from the
     request is written into a page or a problem.
     """
     if requested is None:
         return "en"
-    if requested not in DEMO_LANGUAGES:
-        raise Problem(
-            400, "Unsupported language", f"lang must be one of {', '.join(DEMO_LANGUAGES)}."
-        )
+    if requested not in widget_languages():
+        supported = ", ".join(widget_languages())
+        raise Problem(400, "Unsupported language", f"lang must be one of {supported}.")
     return requested
 
 
@@ -220,22 +235,25 @@ def demo_language(requested: str | None) -> str:
 def demo() -> str:
     """An article page shaped like a real one, with the widget at its foot (``make run``).
 
-    ``?lang=fr`` (or ``he``, ``ar``) gives the page that language and direction, as a French or
-    Hebrew edition would, so the widget is seen speaking it.
+    ``?lang=fr`` (or any other widget language: ``he``, ``ar``, ``fa``...) gives the page that
+    language and direction, as a French or Persian edition would, so the widget is seen speaking
+    it.
     """
     lang = demo_language(request.args.get("lang"))
-    return render_template("demo.html", lang=lang, dir="rtl" if lang in RTL_LANGUAGES else "ltr")
+    return render_template("demo.html", lang=lang, dir=text_direction(lang))
 
 
 @bp.get("/o/<alert_id>")
 def open_alert(alert_id: str) -> Response:
     """A reader clicked a notification: count the open and go on to the article.
 
-    Redirects only to the URL stored with the alert, never to one taken from the request, so
-    this can not be used as an open redirect.
+    Redirects only to a URL stored with the alert, never to one taken from the request, so
+    this can not be used as an open redirect. ``?to=`` is the URL the notification carried (the
+    service worker adds it): a translation's URL lands the reader on that translation, anything
+    else on the alert's own URL.
     """
     with transaction(context.runtime().sessions) as session:
-        url = record_open(session, alert_id)
+        url = record_open(session, alert_id, request.args.get("to"))
     if url is None:
         raise Problem(404, "Not Found", "No such alert.")
     # Every click must reach us to be counted, and the article needs no hint of where it came from.

@@ -27,6 +27,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from notifier.alerts.cap_places import release_unsent_places
 from notifier.alerts.service import count_settled, get_alert, to_push_alert
 from notifier.core.counters import FCM_LATENCY_BUCKETS, Tally
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
@@ -270,6 +271,8 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
         batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
         if batch is None or batch.status in FINISHED_BATCH_STATUSES:
             return
+        # Its devices may hold daily-cap places from an attempt before the alert stopped.
+        release_unsent_places(session, alert_id, [batch.id])
         result = session.execute(
             update(Delivery)
             .where(Delivery.batch_id == batch.id, Delivery.status == DeliveryStatus.PENDING)

@@ -58,7 +58,16 @@ class DeviceProfile:
     urgent_overrides: bool = True
     state: ReachState = ReachState.ACTIVE
 
-    def as_json(self) -> dict[str, object]:
+    def effective_max_per_day(self, default_max_per_day: int | None) -> int | None:
+        """The cap that applies: the reader's own, else the deployment's default (None: none).
+
+        The send path applies the same rule (``notifier.pipeline.preferences.effective_cap``).
+        """
+        return self.max_per_day if self.max_per_day is not None else default_max_per_day
+
+    def as_json(self, *, default_max_per_day: int | None) -> dict[str, object]:
+        """The profile as the API answers it; ``default_max_per_day`` is
+        ``NOTIFIER_DEFAULT_MAX_PER_DAY``, so an app can show the cap that applies."""
         return {
             "platform": self.platform,
             "topics": self.topics,
@@ -66,6 +75,7 @@ class DeviceProfile:
             "timezone": self.timezone,
             "quiet_hours": self.quiet_hours,
             "max_per_day": self.max_per_day,
+            "effective_max_per_day": self.effective_max_per_day(default_max_per_day),
             "urgent_overrides": self.urgent_overrides,
             "state": self.state,
             "created_at": self.created_at.isoformat(),

@@ -58,12 +58,19 @@ class Notifier:
         with transaction(self.runtime.sessions) as session:
             return list(session.scalars(select(Device.token).order_by(Device.id)))
 
-    def sent_alert(self, *, headline: str, url: str) -> str:
+    def sent_alert(
+        self, *, headline: str, url: str, translations: dict[str, dict[str, str]] | None = None
+    ) -> str:
         """An alert as it looks once sent, to be clicked on; returns its id."""
         with transaction(self.runtime.sessions) as session:
             alert = create_alert(
                 session,
-                AlertDraft(headline=headline, url=url, topics=("israel",)),
+                AlertDraft(
+                    headline=headline,
+                    url=url,
+                    topics=("israel",),
+                    translations=translations or {},
+                ),
                 default_hold=0,
                 default_ttl=3600,
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from playwright.sync_api import BrowserContext, CDPSession, Page, Worker
 
@@ -58,6 +59,12 @@ async () => {{
   }}));
 }}
 """
+
+
+def counted_link(api: str, alert_id: str, url: str) -> str:
+    """Where the worker sends a click: the open counter, naming the URL the push carried (as
+    ``encodeURIComponent`` writes it)."""
+    return f"{api}/o/{alert_id}?to=" + quote(url, safe="!*'()")
 
 
 def fcm_web_push(alert_id: str, *, title: str, body: str, url: str) -> dict[str, Any]:

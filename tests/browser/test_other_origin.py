@@ -6,7 +6,7 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import Notifier
 from tests.browser.fakes import FakeFirebase
-from tests.browser.push import attach, fcm_web_push
+from tests.browser.push import attach, counted_link, fcm_web_push
 from tests.browser.site import NewsSite
 
 ARTICLE = "/2025/01/ceasefire-talks"
@@ -35,4 +35,6 @@ def test_a_reader_on_another_sites_article_subscribes_and_their_clicks_are_count
             alert_id, title="Ceasefire agreed", body="Talks end", url=news_site.url + ARTICLE
         )
     )
-    assert worker.click()["opened"] == [f"{notifier.url}/o/{alert_id}"]
+    assert worker.click()["opened"] == [
+        counted_link(notifier.url, alert_id, news_site.url + ARTICLE)
+    ]

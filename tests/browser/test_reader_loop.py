@@ -33,7 +33,7 @@ from tests.browser.devstack import (
     subscribe_on_demo,
     wait_for_notifications,
 )
-from tests.browser.push import CLICK, COUNT_SHOWN, fcm_web_push
+from tests.browser.push import CLICK, COUNT_SHOWN, counted_link, fcm_web_push
 from tests.browser.reader import permission_requests, stored_token, subscribe, widget
 from tests.browser.site import NewsSite
 
@@ -78,7 +78,8 @@ def test_a_reader_subscribes_and_the_editors_alert_is_shown_and_its_click_counte
         "Sirens sound across the north"
     ]
     clicked = push_worker(reader, dev).evaluate(CLICK)
-    assert clicked == {"opened": [f"{dev.api}/o/{alert_id}"], "left": 0}
+    url = dev.alert(alert_id)["url"]
+    assert clicked == {"opened": [counted_link(dev.api, alert_id, url)], "left": 0}
     article = reader.new_page()
     article.goto(clicked["opened"][0])
     assert article.url.startswith(f"{dev.api}/demo?story=")
@@ -306,3 +307,37 @@ def test_a_hebrew_reader_with_a_cap_of_one_gets_only_the_first_of_two_alerts(
     assert first["counts"]["sent"] >= 1
     # Other readers of the shared dev stack may be capped too; this one certainly is.
     assert second["counts"]["suppressed_by_reason"]["daily_cap"] >= 1
+
+
+def test_a_french_reader_clicks_the_french_alert_and_lands_on_the_french_article(
+    reader: BrowserContext, dev: DevStack
+) -> None:
+    """The send picks the reader's translation (fr-CA -> fr); its URL is where the click lands."""
+    reader.grant_permissions(["notifications"], origin=dev.api)
+    page = reader.new_page()
+    page.goto("/demo?lang=fr")
+    page.get_by_role("button", name="Recevoir les notifications").click()
+    expect(page.get_by_role("heading", name="Notifications activées")).to_be_visible()
+    story = f"story={int(time.time() * 1000)}"
+    english, french = f"{dev.api}/demo?{story}", f"{dev.api}/demo?lang=fr&{story}"
+    alert = dev.call(
+        "POST",
+        f"{dev.api}/v1/alerts",
+        {
+            "headline": "Ceasefire agreed",
+            "url": english,
+            "topics": ["israel"],
+            "hold_seconds": 0,
+            "translations": {"fr": {"headline": "Cessez-le-feu conclu", "url": french}},
+        },
+        key=True,
+    )
+
+    [note] = wait_for_notifications(page)
+    assert note["title"] == "Cessez-le-feu conclu"
+    [opened] = push_worker(reader, dev).evaluate(CLICK)["opened"]
+    article = reader.new_page()
+    article.goto(opened)
+
+    assert article.url == french
+    assert dev.alert(alert["id"])["opens"] == 1

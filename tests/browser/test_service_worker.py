@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.browser.conftest import Notifier
-from tests.browser.push import PushWorker, attach, fcm_web_push
+from tests.browser.push import PushWorker, attach, counted_link, fcm_web_push
 from tests.browser.reader import subscribe
 
 
@@ -75,8 +75,29 @@ def test_clicking_a_notification_opens_the_article_and_counts_the_open(
 
     clicked = push_worker.click()
 
-    assert clicked == {"opened": [f"{notifier.url}/o/{alert_id}"], "left": 0}
+    assert clicked == {"opened": [counted_link(notifier.url, alert_id, article)], "left": 0}
     tab = context.new_page()
     tab.goto(clicked["opened"][0])
     assert tab.url == article
+    assert notifier.opens(alert_id) == 1
+
+
+def test_a_click_on_a_translated_notification_lands_on_the_translation(
+    push_worker: PushWorker, context: BrowserContext, notifier: Notifier
+) -> None:
+    article = f"{notifier.url}/demo?story=ceasefire"
+    french = f"{notifier.url}/demo?lang=fr&story=ceasefire"
+    alert_id = notifier.sent_alert(
+        headline="Ceasefire agreed",
+        url=article,
+        translations={"fr": {"headline": "Cessez-le-feu", "url": french}},
+    )
+    # What FCM delivers to a French reader: the translation's words and URL.
+    push_worker.push(fcm_web_push(alert_id, title="Cessez-le-feu", body="", url=french))
+
+    [opened] = push_worker.click()["opened"]
+
+    tab = context.new_page()
+    tab.goto(opened)
+    assert tab.url == french
     assert notifier.opens(alert_id) == 1

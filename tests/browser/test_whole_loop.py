@@ -22,7 +22,7 @@ from tests.browser.devstack import (
     subscribe_on_demo,
     wait_for_notifications,
 )
-from tests.browser.push import CLICK
+from tests.browser.push import CLICK, counted_link
 from tests.browser.reader import permission_requests, stored_token, widget
 
 Screenshot = Callable[[Page | Locator, str], Path]
@@ -95,7 +95,7 @@ def test_a_story_flagged_in_the_console_reaches_the_subscribed_reader_and_its_op
 
     # A click goes through /o/{alert} to the article and counts one open.
     clicked = push_worker(reader, dev).evaluate(CLICK)
-    assert clicked == {"opened": [f"{dev.api}/o/{alert_id}"], "left": 0}
+    assert clicked == {"opened": [counted_link(dev.api, alert_id, article["url"])], "left": 0}
     opened = reader.new_page()
     opened.goto(clicked["opened"][0])
     assert opened.url == article["url"]

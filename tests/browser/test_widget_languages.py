@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from playwright.sync_api import BrowserContext, Locator, Page, Route, expect
 
 from notifier.core.db import transaction
@@ -24,6 +25,12 @@ Screenshot = Callable[[Page | Locator, str], Path]
 HEBREW_TITLE = "אל תפספסו חדשות מתפרצות על Israel"
 ARABIC_TITLE = "لا تفوّتك الأخبار العاجلة عن Israel"
 FRENCH_TITLE = "Ne manquez aucune information importante sur Israel"
+PERSIAN_TITLE = "هیچ خبر فوری‌ای درباره Israel را از دست ندهید"
+URGENT = "Let urgent alerts through quiet hours and past my cap"
+# Persian words joined by a zero-width non-joiner (U+200C), which ruff takes for a mix of
+# scripts; these are the widget's real texts.
+PERSIAN_SUBSCRIBE = "دریافت اعلان‌ها"  # noqa: RUF001
+PERSIAN_MANAGE = "مدیریت موضوع‌ها"  # noqa: RUF001
 
 
 def profile_of(notifier: Notifier, token: str) -> DeviceProfile:
@@ -84,6 +91,53 @@ def test_an_arabic_page_shows_the_widget_in_arabic_right_to_left(
     screenshot(box, "arabic-offer")
 
 
+def test_a_persian_page_shows_the_widget_in_persian_right_to_left(
+    page: Page, screenshot: Screenshot
+) -> None:
+    page.goto("/demo?lang=fa")
+
+    box = page.get_by_role("region", name=PERSIAN_TITLE)
+    button = box.get_by_role("button", name=PERSIAN_SUBSCRIBE)
+    expect(button).to_be_visible()
+    expect(box).to_have_attribute("dir", "rtl")
+    expect(box).to_have_attribute("lang", "fa")
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    outer, inner = box.bounding_box(), button.bounding_box()
+    assert outer is not None and inner is not None
+    right_gap = outer["x"] + outer["width"] - (inner["x"] + inner["width"])
+    assert right_gap < inner["x"] - outer["x"]  # mirrored: the button starts at the right
+    screenshot(page, "persian-demo")
+    screenshot(box, "persian-offer")
+
+
+def test_the_persian_manage_view_offers_every_setting_in_persian(
+    page: Page,
+    context: BrowserContext,
+    notifier: Notifier,
+    firebase: FakeFirebase,
+    screenshot: Screenshot,
+) -> None:
+    context.grant_permissions(["notifications"], origin=notifier.url)
+    page.goto("/demo?lang=fa")
+    page.get_by_role("button", name=PERSIAN_SUBSCRIBE).click()
+    form = open_settings(page, manage=PERSIAN_MANAGE)
+    expect(form).to_have_css("direction", "rtl")
+
+    form.get_by_role("checkbox", name="ساعات سکوت", exact=True).check()
+    form.get_by_role(
+        "checkbox", name="هشدارهای فوری در ساعات سکوت و پس از رسیدن به سقف روزانه‌ام هم برسند"
+    ).uncheck()
+    form.get_by_label("حداکثر هشدار در روز").fill("3")
+    screenshot(widget(page), "persian-manage")
+    form.get_by_role("button", name="ذخیره تنظیمات").click()
+
+    expect(status(page)).to_have_text("تنظیمات شما ذخیره شد.")
+    [token] = firebase.issued
+    profile = profile_of(notifier, token)
+    assert (profile.locale, profile.max_per_day, profile.urgent_overrides) == ("fa", 3, False)
+    assert profile.quiet_hours is not None
+
+
 def test_a_french_page_shows_the_widget_in_french_left_to_right(page: Page) -> None:
     page.goto("/demo?lang=fr")
 
@@ -98,7 +152,7 @@ def test_an_unsupported_demo_language_is_a_problem_that_does_not_echo_it(page: P
     assert response.status == 400
     assert response.headers["content-type"].startswith("application/problem+json")
     assert "<script>x" not in response.text()
-    assert response.json()["detail"] == "lang must be one of en, fr, he, ar."
+    assert response.json()["detail"] == "lang must be one of en, fr, he, ar, fa."
 
 
 def test_data_locale_wins_over_the_page_and_falls_back_by_language(
@@ -177,7 +231,7 @@ def test_quiet_hours_and_a_daily_cap_are_saved_and_shown_after_a_reload(
     [token] = firebase.issued
     form = open_settings(page)
 
-    form.get_by_role("checkbox", name="Quiet hours").check()
+    form.get_by_role("checkbox", name="Quiet hours", exact=True).check()
     form.get_by_label("From").fill("23:00")
     form.get_by_label("Until").fill("06:30")
     form.get_by_role("radio", name="Don't send").check()
@@ -194,7 +248,7 @@ def test_quiet_hours_and_a_daily_cap_are_saved_and_shown_after_a_reload(
 
     page.reload()
     form = open_settings(page)
-    expect(form.get_by_role("checkbox", name="Quiet hours")).to_be_checked()
+    expect(form.get_by_role("checkbox", name="Quiet hours", exact=True)).to_be_checked()
     expect(form.get_by_label("From")).to_have_value("23:00")
     expect(form.get_by_label("Until")).to_have_value("06:30")
     expect(form.get_by_role("radio", name="Don't send")).to_be_checked()
@@ -207,7 +261,7 @@ def test_clearing_the_settings_turns_quiet_hours_off_and_removes_the_cap(
     subscribe(page, context, notifier.url)
     [token] = firebase.issued
     form = open_settings(page)
-    form.get_by_role("checkbox", name="Quiet hours").check()
+    form.get_by_role("checkbox", name="Quiet hours", exact=True).check()
     form.get_by_label("Most alerts per day").fill("3")
     form.get_by_role("button", name="Save settings").click()
     expect(status(page)).to_have_text("Your settings are saved.")
@@ -217,7 +271,7 @@ def test_clearing_the_settings_turns_quiet_hours_off_and_removes_the_cap(
         "mode": "silent",
     }
 
-    form.get_by_role("checkbox", name="Quiet hours").uncheck()
+    form.get_by_role("checkbox", name="Quiet hours", exact=True).uncheck()
     expect(form.get_by_label("From")).to_be_disabled()
     form.get_by_label("Most alerts per day").fill("")
     form.get_by_role("button", name="Save settings").click()
@@ -273,7 +327,7 @@ def test_a_rejected_save_shows_an_error_and_keeps_the_box_working(
           };
         }"""
     )
-    form.get_by_role("checkbox", name="Quiet hours").check()
+    form.get_by_role("checkbox", name="Quiet hours", exact=True).check()
     form.get_by_role("button", name="Save settings").click()
 
     expect(form.get_by_text("Something went wrong and nothing was changed.")).to_be_visible()
@@ -294,7 +348,7 @@ def test_the_manage_view_is_in_hebrew_and_right_to_left(
     page.get_by_role("button", name="קבלת התראות").click()
     form = open_settings(page, manage="ניהול נושאים")
 
-    form.get_by_role("checkbox", name="שעות שקטות").check()
+    form.get_by_role("checkbox", name="שעות שקטות", exact=True).check()
     form.get_by_label("מספר התראות מרבי ביום").fill("1000")
     form.get_by_role("button", name="שמירת ההגדרות").click()
     expect(form.get_by_text("הזינו מספר שלם בין 1 ל־100")).to_be_visible()
@@ -325,3 +379,55 @@ def test_the_settings_are_reachable_and_saved_by_keyboard(
 
     expect(status(page)).to_have_text("Your settings are saved.")
     assert profile_of(notifier, token).max_per_day == 7
+
+
+def test_the_urgent_toggle_is_saved_and_read_back_by_lookup(
+    page: Page,
+    context: BrowserContext,
+    notifier: Notifier,
+    firebase: FakeFirebase,
+    screenshot: Screenshot,
+) -> None:
+    subscribe(page, context, notifier.url)
+    [token] = firebase.issued
+    form = open_settings(page)
+    toggle = form.get_by_role("checkbox", name=URGENT)
+    expect(toggle).to_be_checked()  # the default: urgent alerts come through
+
+    toggle.uncheck()
+    form.get_by_role("button", name="Save settings").click()
+
+    expect(status(page)).to_have_text("Your settings are saved.")
+    screenshot(widget(page), "manage-urgent-off")
+    looked_up = page.request.post(f"{notifier.url}/v1/subscriptions/lookup", data={"token": token})
+    assert looked_up.json()["urgent_overrides"] is False
+    page.reload()
+    form = open_settings(page)
+    expect(form.get_by_role("checkbox", name=URGENT)).not_to_be_checked()
+
+    form.get_by_role("checkbox", name=URGENT).check()
+    form.get_by_role("button", name="Save settings").click()
+
+    expect(status(page)).to_have_text("Your settings are saved.")
+    assert profile_of(notifier, token).urgent_overrides is True
+
+
+def test_with_a_site_wide_cap_an_empty_cap_field_names_it_rather_than_no_limit(
+    page: Page,
+    context: BrowserContext,
+    notifier: Notifier,
+    firebase: FakeFirebase,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """NOTIFIER_DEFAULT_MAX_PER_DAY=5: lookup's effective_max_per_day tells the form."""
+    site_wide = notifier.runtime.settings.model_copy(update={"default_max_per_day": 5})
+    monkeypatch.setattr(notifier.runtime, "settings", site_wide)
+    subscribe(page, context, notifier.url)
+
+    form = open_settings(page)
+
+    cap = form.get_by_label("Most alerts per day")
+    expect(cap).to_have_value("")
+    expect(cap).to_have_attribute("placeholder", "5")
+    expect(form).to_contain_text("Leave empty for this site's limit of 5 a day.")
+    expect(form).not_to_contain_text("Leave empty for no limit.")

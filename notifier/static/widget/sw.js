@@ -84,9 +84,16 @@ if (STAND_IN === true) {
   });
 }
 
-/** Where a click goes: through /o/<alert> so the open is counted, else straight to the article. */
+/**
+ * Where a click goes: through /o/<alert> so the open is counted, else straight to the article.
+ * `to` names the URL this notification carried (a translation's, in the reader's language); the
+ * server lands the reader there only when it is one of the alert's own URLs.
+ */
 function clickTarget(data) {
-  if (data && data.alertId) return `${NOTIFIER_API}/o/${encodeURIComponent(data.alertId)}`;
+  if (data && data.alertId) {
+    const open = `${NOTIFIER_API}/o/${encodeURIComponent(data.alertId)}`;
+    return data.url ? `${open}?to=${encodeURIComponent(data.url)}` : open;
+  }
   const url = data && data.url ? new URL(data.url, self.location.href) : null;
   return url && (url.protocol === "https:" || url.protocol === "http:") ? url.href : null;
 }

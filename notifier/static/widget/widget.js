@@ -16,189 +16,13 @@
   const CONFIG = "__NOTIFIER_CONFIG__";
 
   /**
-   * The widget's texts by language; `{topic}` is the topic's name, `{zone}` the reader's time
-   * zone. English is complete and the fallback for any text a language lacks; data-strings
-   * replaces any of them. Add a language here and, if it is written right to left, to RTL.
+   * The widget's languages and texts, inlined by the server from static/widget/strings.json,
+   * the one list of them (/demo and the server's checks read the same file):
+   * {en: {dir: "ltr", texts: {...}}, he: {dir: "rtl", texts: {...}}, ...}. In the texts `{topic}`
+   * is the topic's name, `{zone}` the reader's time zone, `{cap}` the site's daily cap. English
+   * is complete and the fallback for any text a language lacks; data-strings replaces any of them.
    */
-  const STRINGS = {
-    en: {
-      title: "Never miss breaking news on {topic}",
-      pitch: "Get a notification when a major story breaks. You can turn it off at any time.",
-      subscribe: "Get notifications",
-      asking: "Waiting for your permission…",
-      settingUp: "Turning on notifications…",
-      checking: "Checking your notification settings…",
-      subscribedTitle: "You're subscribed",
-      subscribedText: "We'll notify you when news on {topic} breaks.",
-      subscribedAnnouncement: "You're subscribed to breaking news on {topic}.",
-      manage: "Manage topics",
-      doneManaging: "Done",
-      topicsLegend: "Notify me about",
-      topicOn: "Notifications on for {topic}.",
-      topicOff: "Notifications off for {topic}.",
-      unsubscribe: "Turn off notifications",
-      unsubscribed: "Notifications are off. We won't send you any more.",
-      dismissed: "No problem. You can turn on notifications whenever you like.",
-      deniedTitle: "Notifications are blocked",
-      deniedText:
-        "To get breaking news alerts, allow notifications for this site in your browser's site " +
-        "settings (usually behind the icon beside the address bar), then reload this page.",
-      unsupportedTitle: "Notifications aren't available here",
-      unconfiguredText: "This site doesn't offer notifications yet.",
-      unsupportedText:
-        "This browser can't show notifications from this site. On iPhone and iPad, add this " +
-        "site to your Home Screen first; elsewhere, an up-to-date browser can.",
-      failed: "Something went wrong and nothing was changed. Please try again.",
-      settingsLegend: "When to notify me",
-      quietHours: "Quiet hours",
-      quietStart: "From",
-      quietEnd: "Until",
-      quietMode: "During quiet hours",
-      quietSilent: "Deliver silently",
-      quietSkip: "Don't send",
-      quietHint: "Times are in your time zone ({zone}).",
-      dailyCap: "Most alerts per day",
-      dailyCapHint: "Leave empty for no limit.",
-      save: "Save settings",
-      saved: "Your settings are saved.",
-      capInvalid: "Enter a whole number from 1 to 100, or leave it empty.",
-      timeInvalid: "Enter a start and an end time for quiet hours.",
-    },
-    fr: {
-      title: "Ne manquez aucune information importante sur {topic}",
-      pitch:
-        "Recevez une notification dès qu'une information importante tombe. Vous pouvez la " +
-        "désactiver à tout moment.",
-      subscribe: "Recevoir les notifications",
-      asking: "En attente de votre autorisation…",
-      settingUp: "Activation des notifications…",
-      checking: "Vérification de vos réglages de notification…",
-      subscribedTitle: "Notifications activées",
-      subscribedText: "Nous vous préviendrons dès qu'une information tombe sur {topic}.",
-      subscribedAnnouncement: "Vous recevrez les alertes info sur {topic}.",
-      manage: "Gérer les sujets",
-      doneManaging: "Terminé",
-      topicsLegend: "Me prévenir pour",
-      topicOn: "Notifications activées pour {topic}.",
-      topicOff: "Notifications désactivées pour {topic}.",
-      unsubscribe: "Désactiver les notifications",
-      unsubscribed: "Les notifications sont désactivées. Nous ne vous enverrons plus rien.",
-      dismissed: "Pas de problème. Vous pourrez activer les notifications quand vous voudrez.",
-      deniedTitle: "Les notifications sont bloquées",
-      deniedText:
-        "Pour recevoir les alertes info, autorisez les notifications pour ce site dans les " +
-        "réglages de votre navigateur (souvent derrière l'icône à côté de la barre d'adresse), " +
-        "puis rechargez la page.",
-      unsupportedTitle: "Les notifications ne sont pas disponibles ici",
-      unconfiguredText: "Ce site ne propose pas encore de notifications.",
-      unsupportedText:
-        "Ce navigateur ne peut pas afficher les notifications de ce site. Sur iPhone et iPad, " +
-        "ajoutez d'abord ce site à l'écran d'accueil ; ailleurs, un navigateur à jour le peut.",
-      failed: "Une erreur s'est produite et rien n'a été modifié. Veuillez réessayer.",
-      settingsLegend: "Quand me prévenir",
-      quietHours: "Heures calmes",
-      quietStart: "De",
-      quietEnd: "À",
-      quietMode: "Pendant les heures calmes",
-      quietSilent: "Envoyer sans bruit",
-      quietSkip: "Ne rien envoyer",
-      quietHint: "Heures de votre fuseau horaire ({zone}).",
-      dailyCap: "Nombre maximum d'alertes par jour",
-      dailyCapHint: "Laissez vide pour n'avoir aucune limite.",
-      save: "Enregistrer",
-      saved: "Vos réglages sont enregistrés.",
-      capInvalid: "Saisissez un nombre entier de 1 à 100, ou laissez vide.",
-      timeInvalid: "Saisissez une heure de début et une heure de fin.",
-    },
-    he: {
-      title: "אל תפספסו חדשות מתפרצות על {topic}",
-      pitch: "קבלו התראה כשמתפרסם סיפור חשוב. אפשר לבטל בכל עת.",
-      subscribe: "קבלת התראות",
-      asking: "ממתינים לאישור שלכם…",
-      settingUp: "מפעילים התראות…",
-      checking: "בודקים את הגדרות ההתראות שלכם…",
-      subscribedTitle: "נרשמתם להתראות",
-      subscribedText: "נודיע לכם כשיתפרסמו חדשות מתפרצות על {topic}.",
-      subscribedAnnouncement: "נרשמתם להתראות על חדשות מתפרצות בנושא {topic}.",
-      manage: "ניהול נושאים",
-      doneManaging: "סיום",
-      topicsLegend: "שלחו לי התראות על",
-      topicOn: "ההתראות על {topic} פועלות.",
-      topicOff: "ההתראות על {topic} כבויות.",
-      unsubscribe: "כיבוי התראות",
-      unsubscribed: "ההתראות כבויות. לא נשלח לכם עוד.",
-      dismissed: "אין בעיה. אפשר להפעיל התראות מתי שתרצו.",
-      deniedTitle: "ההתראות חסומות",
-      deniedText:
-        "כדי לקבל התראות על חדשות מתפרצות, אפשרו התראות לאתר הזה בהגדרות הדפדפן (בדרך כלל " +
-        "מאחורי הסמל שליד שורת הכתובת), ואז טענו את הדף מחדש.",
-      unsupportedTitle: "התראות אינן זמינות כאן",
-      unconfiguredText: "האתר הזה עדיין לא מציע התראות.",
-      unsupportedText:
-        "הדפדפן הזה לא יכול להציג התראות מהאתר. באייפון ובאייפד, הוסיפו קודם את האתר למסך " +
-        "הבית; במכשירים אחרים, דפדפן עדכני יכול.",
-      failed: "משהו השתבש ושום דבר לא השתנה. נסו שוב.",
-      settingsLegend: "מתי להודיע לי",
-      quietHours: "שעות שקטות",
-      quietStart: "משעה",
-      quietEnd: "עד שעה",
-      quietMode: "בשעות השקטות",
-      quietSilent: "לשלוח בלי צליל",
-      quietSkip: "לא לשלוח",
-      quietHint: "השעות לפי אזור הזמן שלכם ({zone}).",
-      dailyCap: "מספר התראות מרבי ביום",
-      dailyCapHint: "השאירו ריק ללא הגבלה.",
-      save: "שמירת ההגדרות",
-      saved: "ההגדרות נשמרו.",
-      capInvalid: "הזינו מספר שלם בין 1 ל־100, או השאירו ריק.",
-      timeInvalid: "הזינו שעת התחלה ושעת סיום לשעות השקטות.",
-    },
-    ar: {
-      title: "لا تفوّتك الأخبار العاجلة عن {topic}",
-      pitch: "احصل على إشعار عند وقوع خبر مهم. يمكنك إيقاف الإشعارات في أي وقت.",
-      subscribe: "تلقّي الإشعارات",
-      asking: "في انتظار إذنك…",
-      settingUp: "جارٍ تفعيل الإشعارات…",
-      checking: "جارٍ التحقق من إعدادات الإشعارات…",
-      subscribedTitle: "تم اشتراكك",
-      subscribedText: "سنرسل لك إشعارًا عند ورود أخبار عاجلة عن {topic}.",
-      subscribedAnnouncement: "تم اشتراكك في الأخبار العاجلة عن {topic}.",
-      manage: "إدارة المواضيع",
-      doneManaging: "تم",
-      topicsLegend: "أرسل لي إشعارات عن",
-      topicOn: "الإشعارات مفعّلة لموضوع {topic}.",
-      topicOff: "الإشعارات متوقفة لموضوع {topic}.",
-      unsubscribe: "إيقاف الإشعارات",
-      unsubscribed: "الإشعارات متوقفة. لن نرسل لك المزيد.",
-      dismissed: "لا مشكلة. يمكنك تفعيل الإشعارات متى شئت.",
-      deniedTitle: "الإشعارات محظورة",
-      deniedText:
-        "لتلقّي تنبيهات الأخبار العاجلة، اسمح بالإشعارات لهذا الموقع من إعدادات المتصفح " +
-        "(عادةً خلف الأيقونة بجوار شريط العنوان)، ثم أعد تحميل الصفحة.",
-      unsupportedTitle: "الإشعارات غير متاحة هنا",
-      unconfiguredText: "لا يقدّم هذا الموقع إشعارات بعد.",
-      unsupportedText:
-        "لا يستطيع هذا المتصفح عرض إشعارات هذا الموقع. على iPhone وiPad، أضف هذا الموقع إلى " +
-        "الشاشة الرئيسية أولًا؛ وفي غيرهما، يستطيع ذلك أي متصفح محدَّث.",
-      failed: "حدث خطأ ولم يتغير شيء. يُرجى المحاولة مرة أخرى.",
-      settingsLegend: "متى ترسل لي",
-      quietHours: "ساعات الهدوء",
-      quietStart: "من",
-      quietEnd: "حتى",
-      quietMode: "خلال ساعات الهدوء",
-      quietSilent: "إرسال بصمت",
-      quietSkip: "عدم الإرسال",
-      quietHint: "الأوقات حسب منطقتك الزمنية ({zone}).",
-      dailyCap: "الحد الأقصى للتنبيهات في اليوم",
-      dailyCapHint: "اتركه فارغًا لعدم وضع حد.",
-      save: "حفظ الإعدادات",
-      saved: "تم حفظ إعداداتك.",
-      capInvalid: "أدخل عددًا صحيحًا من 1 إلى 100، أو اتركه فارغًا.",
-      timeInvalid: "أدخل وقت البدء ووقت الانتهاء لساعات الهدوء.",
-    },
-  };
-  /** Languages written right to left: the box gets dir="rtl" and its layout mirrors. */
-  const RTL = new Set(["ar", "he", "fa", "ur"]);
+  const LANGUAGES = "__NOTIFIER_LANGUAGES__";
 
   const TOKEN_KEY = "notifier:web-push-token";
   // Icons: a bell, and a bell struck through for "blocked" and "not available".
@@ -222,8 +46,8 @@
     const language = textLanguage(requested);
     const text = Object.assign(
       {},
-      STRINGS.en,
-      STRINGS[language],
+      LANGUAGES.en.texts,
+      LANGUAGES[language].texts,
       parseJson(script.dataset.strings),
     );
     const locale = requested || (validLocale(navigator.language) ? navigator.language : null);
@@ -259,7 +83,7 @@
         "aria-labelledby": `${uid}-title`,
         "data-theme": script.dataset.theme,
         lang: language,
-        dir: RTL.has(language) ? "rtl" : "ltr",
+        dir: LANGUAGES[language].dir === "rtl" ? "rtl" : "ltr",
         hidden: true,
       },
       body,
@@ -342,13 +166,20 @@
     }
 
     /**
-     * Quiet hours and a daily cap, saved together. The form checks what it can (a cap of 1-100, a
-     * whole window) before sending, and the server's answer decides the rest; an error is shown
-     * beside the form and announced, and the form stays as the reader left it.
+     * Quiet hours, a daily cap and whether urgent alerts pass both, saved together. The form
+     * checks what it can (a cap of 1-100, a whole window) before sending, and the server's answer
+     * decides the rest; an error is shown beside the form and announced, and the form stays as
+     * the reader left it.
      */
     function settingsForm() {
       const quiet = (settings && settings.quiet_hours) || null;
       const cap = settings && settings.max_per_day != null ? String(settings.max_per_day) : "";
+      // The site's own cap applies while the reader sets none (lookup's effective_max_per_day).
+      const siteCap =
+        settings && settings.max_per_day == null && settings.effective_max_per_day != null
+          ? String(settings.effective_max_per_day)
+          : null;
+      const urgent = !settings || settings.urgent_overrides !== false;
       const id = (name) => `${uid}-${name}`;
       const field = (label, input, ...after) =>
         h(
@@ -424,9 +255,20 @@
               step: "1",
               inputmode: "numeric",
               value: cap,
+              placeholder: siteCap,
               "aria-describedby": `${id("cap-hint")} ${id("error")}`,
             }),
-            h("p", { class: "notifier-optin__hint", id: id("cap-hint") }, text.dailyCapHint),
+            h(
+              "p",
+              { class: "notifier-optin__hint", id: id("cap-hint") },
+              siteCap ? text.dailyCapDefaultHint.replaceAll("{cap}", siteCap) : text.dailyCapHint,
+            ),
+          ),
+          h(
+            "label",
+            { class: "notifier-optin__choice" },
+            h("input", { type: "checkbox", id: id("urgent"), name: "urgent", checked: urgent }),
+            text.urgentOverrides,
           ),
           error,
           actions(button(text.save, null, { type: "submit" })),
@@ -452,7 +294,11 @@
           mode: values.mode.value || "silent",
         };
       }
-      return { quiet_hours: quiet, max_per_day: capText ? cap : null };
+      return {
+        quiet_hours: quiet,
+        max_per_day: capText ? cap : null,
+        urgent_overrides: values.urgent.checked,
+      };
     }
 
     async function saveSettings(event) {
@@ -480,6 +326,7 @@
           timezone: timeZone(),
           quiet_hours: wanted.quiet_hours,
           max_per_day: wanted.max_per_day,
+          urgent_overrides: wanted.urgent_overrides,
         });
         settings = Object.assign({}, settings, wanted, profile && profile.platform ? profile : {});
       } catch (err) {
@@ -801,12 +648,12 @@
     return /^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$/.test(locale || "") && locale.length <= 35;
   }
 
-  /** The STRINGS language for a locale, dropping subtags until one matches: fr-CA -> fr -> en. */
+  /** The widget's language for a locale, dropping subtags until one matches: fr-CA -> fr -> en. */
   function textLanguage(locale) {
     const parts = (locale || "").toLowerCase().split(/[-_]/);
     for (let n = parts.length; n > 0; n--) {
       const candidate = parts.slice(0, n).join("-");
-      if (Object.hasOwn(STRINGS, candidate)) return candidate;
+      if (Object.hasOwn(LANGUAGES, candidate)) return candidate;
     }
     return "en";
   }
