@@ -33,10 +33,25 @@ ROLES = {"api": "api", "worker": "worker", "beat": "beat", "migrate": "db"}
 # Services run more than once with `docker compose up --scale NAME=N`.
 SCALABLE = ("worker", "beat")
 # What each third-party image's commands may call: the programs those official images ship.
-IMAGE_PROGRAMS = {"postgres": {"pg_isready", "postgres"}, "redis": {"redis-server", "redis-cli"}}
-# `${NAME:?message}` and `${NAME:-default}`: what Compose interpolates from the shell.
-INTERPOLATION = re.compile(r"\$\{(\w+)(?::?[?-][^}]*)?\}")
-EXAMPLE_SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"  # what an operator exports for ${...}
+IMAGE_PROGRAMS = {
+    "postgres": {"pg_isready", "postgres"},
+    "redis": {"redis-server", "redis-cli"},
+    "rabbitmq": {"rabbitmq-server", "rabbitmq-diagnostics", "rabbitmqctl"},
+}
+# `${NAME:?message}` (required) and `${NAME:-default}`: what Compose takes from the shell.
+INTERPOLATION = re.compile(r"\$\{(\w+)(?::?([?-])([^}]*))?\}")
+# What an operator exports for the required ones.
+EXPORTED = {"NOTIFIER_WEBHOOK_SECRETS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"}
+
+
+def interpolate(value: str) -> str:
+    """``value`` as Compose would pass it: defaults where given, else what the operator set."""
+
+    def one(match: re.Match[str]) -> str:
+        name, kind, rest = match.groups()
+        return rest if kind == "-" else EXPORTED[name]
+
+    return INTERPOLATION.sub(one, value)
 
 
 @pytest.fixture(scope="module")
@@ -146,8 +161,7 @@ def test_the_notifier_services_environment_is_valid_settings(compose: dict[str, 
         if not built_here(service):
             continue
         environment = {
-            key: INTERPOLATION.sub(EXAMPLE_SECRET, str(value))
-            for key, value in service.get("environment", {}).items()
+            key: interpolate(str(value)) for key, value in service.get("environment", {}).items()
         }
         load_settings(environment)  # unknown or malformed NOTIFIER_* raise SettingsError
         assert all(key.startswith("NOTIFIER_") for key in environment), name
