@@ -32,9 +32,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # PostgreSQL unreachable (restarted, failing over, a network blip): the task backs off and runs
-# again by itself, 2, 4, 8... s apart with jitter, capped at 60 s, instead of failing at once and
-# waiting for the sweeper. A retry is a fresh message whose countdown stays far below the Redis
-# visibility timeout. After the last retry the sweeper still finds the work in the database.
+# again by itself after a random wait of up to 2, 4, 8... s (full jitter), capped at 60 s,
+# instead of failing at once and waiting for the sweeper. A retry is a fresh message whose
+# countdown stays far below the Redis visibility timeout. After the last retry the sweeper still
+# finds the work in the database.
 # A batch whose FCM sends went out but whose recording failed keeps its lease, so its retry
 # skips it and the sweeper re-publishes it when the lease expires: the only devices sent twice
 # are those of batches in flight at the outage (reliability.md, fault 10).
