@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from celery.signals import worker_process_init, worker_process_shutdown, worker_ready
+from sqlalchemy.exc import OperationalError
 
 from notifier.core.logs import bind, clear
 from notifier.core.outbox import MAX_COUNTDOWN
@@ -29,6 +30,22 @@ if TYPE_CHECKING:
     from notifier.fcm.sender import ServiceAccountWriter
 
 log = logging.getLogger(__name__)
+
+# PostgreSQL unreachable (restarted, failing over, a network blip): the task backs off and runs
+# again by itself after a random wait of up to 2, 4, 8... s (full jitter), capped at 60 s,
+# instead of failing at once and waiting for the sweeper. A retry is a fresh message whose
+# countdown stays far below the Redis visibility timeout. After the last retry the sweeper still
+# finds the work in the database.
+# A batch whose FCM sends went out but whose recording failed keeps its lease, so its retry
+# skips it and the sweeper re-publishes it when the lease expires: the only devices sent twice
+# are those of batches in flight at the outage (reliability.md, fault 10).
+DATABASE_DOWN_RETRY: dict[str, Any] = {
+    "autoretry_for": (OperationalError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 60,
+    "retry_jitter": True,
+    "max_retries": 10,
+}
 
 
 class _Process:
@@ -131,7 +148,7 @@ def _close_sender(**_: Any) -> None:
         _Process.sender.close()
 
 
-@app.task(name=str(TaskName.PLAN_ALERT))
+@app.task(name=str(TaskName.PLAN_ALERT), **DATABASE_DOWN_RETRY)
 def plan_alert(alert_id: str) -> dict[str, Any]:
     """Page the alert's audience into batches, publishing each batch as soon as it commits."""
     clear()
@@ -159,7 +176,7 @@ def plan_alert(alert_id: str) -> dict[str, Any]:
     return {"state": result.state, "batches": len(result.batch_ids), "devices": result.devices}
 
 
-@app.task(name=str(TaskName.SEND_BATCH))
+@app.task(name=str(TaskName.SEND_BATCH), **DATABASE_DOWN_RETRY)
 def send_batch(batch_id: int) -> dict[str, Any]:
     """Send one batch; a retry is a fresh message with a countdown, for the devices that need it."""
     clear()
