@@ -33,6 +33,7 @@ from notifier.core.models import Base
 from notifier.core.settings import Settings, load_settings, normalise_database_url
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
+from tests.factories import api_keys
 
 # Shared across suites: one emulator process (emulator and sender suites) and one Chromium
 # (widget and pages suites) per session.
@@ -236,6 +237,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt = Runtime.start(settings)
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def keys(runtime: Runtime) -> dict[str, str]:
+    """An editor, an ops and an admin API key on ``runtime``, by role; send with ``auth(key)``."""
+    return api_keys(runtime)
 
 
 @pytest.fixture

@@ -5,6 +5,12 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
+from notifier.runtime import Runtime
+
+ROLES = ("editor", "ops", "admin")
+
 _seq = itertools.count(1)
 
 
@@ -17,3 +23,17 @@ def subscription(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"token": token(), "platform": "android", "topics": ["israel"]}
     body.update(overrides)
     return body
+
+
+def api_keys(runtime: Runtime, roles: tuple[str, ...] = ROLES) -> dict[str, str]:
+    """One fresh API key per role, by role name, made as ``notifier keys create`` makes them."""
+    made = {}
+    with transaction(runtime.sessions) as session:
+        for role in roles:
+            made[role], _ = create_key(session, role, f"{role} key")
+    return made
+
+
+def auth(key: str, **headers: str) -> dict[str, str]:
+    """Request headers carrying ``key`` as a bearer token, plus any others given."""
+    return {"Authorization": f"Bearer {key}", **headers}

@@ -24,7 +24,6 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from notifier.alerts import from_article
-from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.core.models import Alert
 from notifier.core.settings import Settings
@@ -32,6 +31,7 @@ from notifier.http import openapi
 from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
+from tests.factories import auth
 from tests.test_openapi import assert_documented
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -59,19 +59,6 @@ def publisher(runtime: Runtime) -> RecordingPublisher:
     recorder = RecordingPublisher()
     runtime.publisher = recorder
     return recorder
-
-
-@pytest.fixture
-def keys(runtime: Runtime) -> dict[str, str]:
-    made = {}
-    with transaction(runtime.sessions) as session:
-        for role in ("editor", "ops", "admin"):
-            made[role], _ = create_key(session, role, f"{role} key")
-    return made
-
-
-def auth(key: str, **headers: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}", **headers}
 
 
 # --- builders -----------------------------------------------------------------------------------

@@ -28,8 +28,6 @@ from pydantic import TypeAdapter, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from notifier.core.apikeys import create_key
-from notifier.core.db import transaction
 from notifier.http import openapi
 from notifier.http.alerts import CreateAlertRequest
 from notifier.http.app import create_app
@@ -37,7 +35,7 @@ from notifier.intake.events import WebUrl
 from notifier.runtime import Runtime
 from notifier.subscriptions.topics import load_catalogue
 from tests.conftest import make_settings
-from tests.factories import token
+from tests.factories import ROLES, auth, token
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_URI = "urn:notifier:openapi"
@@ -45,7 +43,6 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Routes the description must cover; pages and their assets may be listed but need not be.
 REQUIRED_EXACT = {"/metrics", "/livez", "/readyz", "/openapi.yaml", "/docs/api"}
 REQUIRED_PREFIXES = ("/v1/", "/o/")
-ROLES = ("editor", "ops", "admin")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -84,19 +81,6 @@ class RecordingPublisher:
 
     def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
         pass
-
-
-@pytest.fixture
-def keys(runtime: Runtime) -> dict[str, str]:
-    made = {}
-    with transaction(runtime.sessions) as session:
-        for role in ROLES:
-            made[role], _ = create_key(session, role, f"{role} key")
-    return made
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def validator(spec: dict[str, Any], schema_name: str) -> Draft202012Validator:
