@@ -67,7 +67,9 @@ SERVICE_FIXTURES = frozenset(
 SERVICE_PARAMS = {"db_url": "postgresql"}
 # Names a test's own code calls to start a process (gunicorn, ``notifier dev``, the emulator):
 # those tests need no fixture to reach a server, so their code is what gives them away.
-PROCESS_STARTERS = frozenset({"notifier_process", "Popen", "start_emulator_process"})
+PROCESS_STARTERS = frozenset(
+    {"notifier_process", "Popen", "start_emulator_process", "run_notifier_dev"}
+)
 
 
 def needs_services(item: pytest.Item) -> bool:
