@@ -32,6 +32,7 @@ from notifier.runtime import Runtime
 from notifier.subscriptions import service as subscriptions
 from tests.browser.devstack import READER_RATE_LIMITS, DevStack, run_dev_stack
 from tests.browser.fakes import FAKE_PUSH_SERVICE, PERMISSION_SPY, FakeFirebase
+from tests.browser.reader import subscribe
 from tests.browser.site import NewsSite
 from tests.conftest import make_settings, truncate_all
 from tests.support import free_port
@@ -160,6 +161,19 @@ def context(
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def subscribed_token(
+    page: Page, context: BrowserContext, notifier: Notifier, firebase: FakeFirebase
+) -> str:
+    """A reader already subscribed on the demo article (``reader.subscribe``): their one token.
+
+    For tests whose subject is what a subscriber does next, not the subscribing itself.
+    """
+    subscribe(page, context, notifier.url)
+    [token] = firebase.issued
+    return token
 
 
 @pytest.fixture(scope="session")
