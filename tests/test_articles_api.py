@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import os
 import threading
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +26,9 @@ from notifier.core.db import transaction
 from notifier.core.models import Alert
 from notifier.core.settings import Settings
 from notifier.http import openapi
-from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import auth
+from tests.factories import auth, signed_event
 from tests.test_openapi import assert_documented
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -82,18 +79,8 @@ def article(**overrides: Any) -> dict[str, Any]:
 
 def deliver(client: FlaskClient, type_: str, data: dict[str, Any]) -> TestResponse:
     """Send an article event signed as the CMS signs it."""
-    body = json.dumps({"type": type_, "data": data}).encode()
-    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-    return client.post(
-        "/v1/events",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(SECRET, webhook_id, timestamp, body),
-        },
-    )
+    body, headers = signed_event(SECRET, type_, data)
+    return client.post("/v1/events", data=body, headers=headers)
 
 
 def publish(client: FlaskClient, **overrides: Any) -> dict[str, Any]:

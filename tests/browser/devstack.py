@@ -23,8 +23,8 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page, Worker, expect
 
-from notifier.intake.signatures import sign_webhook
 from tests.browser.push import SCOPE, SETTLE_MS
+from tests.factories import signed_event
 from tests.support import run_notifier_dev
 
 STAND_IN_TOKEN_KEY = "notifier:stand-in-token"
@@ -105,19 +105,8 @@ class DevStack:
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **data,
         }
-        body = json.dumps({"type": "article.published", "data": article}).encode()
-        webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-        signature = sign_webhook(self.webhook_secret, webhook_id, timestamp, body)
-        answer = self.call(
-            "POST",
-            f"{self.api}/v1/events",
-            body,
-            headers={
-                "webhook-id": webhook_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature,
-            },
-        )
+        body, headers = signed_event(self.webhook_secret, "article.published", article)
+        answer = self.call("POST", f"{self.api}/v1/events", body, headers=headers)
         return {"article": article, "answer": answer}
 
     def alert(self, alert_id: str) -> dict[str, Any]:
