@@ -11,6 +11,7 @@ import itertools
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -392,26 +393,33 @@ def _postgres_only(runtime: Runtime) -> None:
         pytest.skip("SQLite serialises writers at BEGIN, so there is no race to lose")
 
 
+def two_at_once(app: Flask, request: Callable[[FlaskClient], TestResponse]) -> list[TestResponse]:
+    """``request`` from two threads released together, each with a client of its own (as two
+    browsers would be); the answers in the order they came back."""
+    start = threading.Barrier(2)
+    answers: list[TestResponse] = []
+
+    def send() -> None:
+        client = app.test_client()
+        start.wait()
+        answers.append(request(client))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    return answers
+
+
 def test_a_double_click_from_two_threads_makes_one_alert_and_one_409(
     app: Flask, runtime: Runtime, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
     _postgres_only(runtime)
     data = publish(app.test_client())
-    start = threading.Barrier(2)
-    statuses: list[int] = []
+    answers = two_at_once(app, lambda client: flag(client, keys["editor"], data["id"]))
 
-    def click() -> None:
-        client = app.test_client()
-        start.wait()
-        statuses.append(flag(client, keys["editor"], data["id"]).status_code)
-
-    clicks = [threading.Thread(target=click) for _ in range(2)]
-    for thread in clicks:
-        thread.start()
-    for thread in clicks:
-        thread.join(timeout=20)
-
-    assert sorted(statuses) == [201, 409]
+    assert sorted(a.status_code for a in answers) == [201, 409]
     assert alerts_of(runtime, data["id"]) == 1 and len(publisher.published) == 1
 
 
@@ -451,19 +459,9 @@ def test_concurrent_retries_with_one_idempotency_key_answer_the_same_alert(
 ) -> None:
     _postgres_only(runtime)
     data = publish(app.test_client())
-    start = threading.Barrier(2)
-    answers: list[TestResponse] = []
-
-    def retry() -> None:
-        client = app.test_client()
-        start.wait()
-        answers.append(flag(client, keys["editor"], data["id"], idempotency_key="same"))
-
-    threads = [threading.Thread(target=retry) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
+    answers = two_at_once(
+        app, lambda client: flag(client, keys["editor"], data["id"], idempotency_key="same")
+    )
 
     assert [a.status_code for a in answers] == [201, 201]
     assert len({a.json["id"] for a in answers if a.json}) == 1
