@@ -15,28 +15,20 @@ from __future__ import annotations
 import argparse
 import base64
 import json
-import os
 import random
 import resource
-import secrets
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
 
-from sqlalchemy import text
+from _common import private_schema
 
-from notifier.core import migrate
-from notifier.core.db import make_engine
-from notifier.core.settings import load_settings, normalise_database_url
+from notifier.core.settings import load_settings
 from notifier.runtime import Runtime
 from notifier.subscriptions.bulk_import import DEFAULT_BATCH_SIZE, ImportReport, import_devices
 from notifier.subscriptions.requests import SubscribeRequest
 from notifier.subscriptions.service import subscribe
 
-PG_URL = os.environ.get("NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PLATFORMS = ["android"] * 6 + ["ios"] * 3 + ["web"]
 LOCALES = [None, None, "he-IL", "en-GB", "en-US", "ar", "fr-FR"]
 ZONES = [None, None, "Asia/Jerusalem", "Europe/London", "America/New_York"]
@@ -61,26 +53,6 @@ def generate(path: Path, lines: int, topics: list[str], *, seed: int, prefix: st
             if zone := rng.choice(ZONES):
                 line["timezone"] = zone
             out.write(json.dumps(line) + "\n")
-
-
-@contextmanager
-def private_schema() -> Iterator[str]:
-    """A migrated schema of our own, dropped afterwards, as tests/conftest.py does."""
-    base = normalise_database_url(PG_URL)
-    schema = f"notifier_bench_{secrets.token_hex(4)}"
-    admin = make_engine(base, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
-        engine = make_engine(url)
-        migrate.upgrade(engine)
-        engine.dispose()
-        yield url
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
 
 
 def naive_baseline(runtime: Runtime, path: Path) -> float:
@@ -126,7 +98,7 @@ def main() -> None:
     parser.add_argument("--no-rerun", action="store_true", help="skip the idempotent re-run")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp, private_schema() as url:
+    with tempfile.TemporaryDirectory() as tmp, private_schema(prefix="notifier_bench") as url:
         settings = load_settings({"NOTIFIER_DATABASE_URL": url, "NOTIFIER_DATA_DIR": tmp})
         runtime = Runtime.start(settings)
         topics = [t.slug for t in runtime.catalogue]

@@ -18,8 +18,6 @@ several runs each:
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -28,8 +26,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
+from _common import DEFAULT_DATABASE, log, private_schema
 from sqlalchemy import Engine, func, insert, select, text
 
 from notifier.alerts import latency
@@ -37,14 +35,9 @@ from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core import migrate
 from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.core.models import Alert, Delivery
-from notifier.core.settings import normalise_database_url
 from notifier.core.vocabulary import AlertStatus, DeliveryStatus
 
 DUE = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def fill(engine: Engine, deliveries: int, others: int) -> str:
@@ -146,23 +139,11 @@ def main() -> int:
     parser.add_argument("--others", type=int, default=150_000, help="other alerts' deliveries")
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-sqlite", action="store_true")
-    parser.add_argument(
-        "--database",
-        default=os.environ.get(
-            "NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
-        ),
-    )
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
     args = parser.parse_args()
 
-    schema = f"bench_{secrets.token_hex(4)}"
-    base = normalise_database_url(args.database)
-    admin = make_engine(base, pool_size=1, max_overflow=0)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+    with private_schema(args.database) as url:
         engine = make_engine(url)
-        migrate.upgrade(engine)
         measure("PostgreSQL", engine, args.deliveries, args.others, args.repeat)
         engine.dispose()
         if not args.no_sqlite:
@@ -171,10 +152,6 @@ def main() -> int:
                 migrate.upgrade(engine)
                 measure("SQLite", engine, args.deliveries, args.others, args.repeat)
                 engine.dispose()
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
     return 0
 
 

@@ -33,6 +33,7 @@ from notifier.core.models import Base
 from notifier.core.settings import Settings, load_settings, normalise_database_url
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
+from tests.factories import api_keys
 
 # Shared across suites: one emulator process (emulator and sender suites) and one Chromium
 # (widget and pages suites) per session.
@@ -66,7 +67,9 @@ SERVICE_FIXTURES = frozenset(
 SERVICE_PARAMS = {"db_url": "postgresql"}
 # Names a test's own code calls to start a process (gunicorn, ``notifier dev``, the emulator):
 # those tests need no fixture to reach a server, so their code is what gives them away.
-PROCESS_STARTERS = frozenset({"notifier_process", "Popen", "start_emulator_process"})
+PROCESS_STARTERS = frozenset(
+    {"notifier_process", "Popen", "start_emulator_process", "run_notifier_dev"}
+)
 
 
 def needs_services(item: pytest.Item) -> bool:
@@ -236,6 +239,12 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
     rt = Runtime.start(settings)
     yield rt
     rt.close()
+
+
+@pytest.fixture
+def keys(runtime: Runtime) -> dict[str, str]:
+    """An editor, an ops and an admin API key on ``runtime``, by role; send with ``auth(key)``."""
+    return api_keys(runtime)
 
 
 @pytest.fixture

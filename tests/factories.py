@@ -3,7 +3,18 @@
 from __future__ import annotations
 
 import itertools
+import json
+import time
+import uuid
+from collections.abc import Mapping
 from typing import Any
+
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
+from notifier.intake.signatures import sign_webhook
+from notifier.runtime import Runtime
+
+ROLES = ("editor", "ops", "admin")
 
 _seq = itertools.count(1)
 
@@ -17,3 +28,30 @@ def subscription(**overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {"token": token(), "platform": "android", "topics": ["israel"]}
     body.update(overrides)
     return body
+
+
+def api_keys(runtime: Runtime, roles: tuple[str, ...] = ROLES) -> dict[str, str]:
+    """One fresh API key per role, by role name, made as ``notifier keys create`` makes them."""
+    made = {}
+    with transaction(runtime.sessions) as session:
+        for role in roles:
+            made[role], _ = create_key(session, role, f"{role} key")
+    return made
+
+
+def auth(key: str, **headers: str) -> dict[str, str]:
+    """Request headers carrying ``key`` as a bearer token, plus any others given."""
+    return {"Authorization": f"Bearer {key}", **headers}
+
+
+def signed_event(secret: str, type_: str, data: Mapping[str, Any]) -> tuple[bytes, dict[str, str]]:
+    """A webhook event as the CMS sends it: the JSON body, and headers that sign it under
+    ``secret`` with a fresh webhook id and the current time (so replay checks pass)."""
+    body = json.dumps({"type": type_, "data": data}).encode()
+    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
+    return body, {
+        "Content-Type": "application/json",
+        "webhook-id": webhook_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": sign_webhook(secret, webhook_id, timestamp, body),
+    }

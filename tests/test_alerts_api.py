@@ -10,10 +10,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from notifier.cli.main import main
-from notifier.core.apikeys import create_key, revoke_key
+from notifier.core.apikeys import revoke_key
 from notifier.core.db import transaction
 from notifier.core.models import ApiKey
 from notifier.runtime import Runtime
+from tests.factories import auth
 
 
 class RecordingPublisher:
@@ -29,19 +30,6 @@ def publisher(runtime: Runtime) -> RecordingPublisher:
     recorder = RecordingPublisher()
     runtime.publisher = recorder
     return recorder
-
-
-@pytest.fixture
-def keys(runtime: Runtime) -> dict[str, str]:
-    made = {}
-    with transaction(runtime.sessions) as session:
-        for role in ("editor", "ops", "admin"):
-            made[role], _ = create_key(session, role, f"{role} key")
-    return made
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 ALERT = {"headline": "Sirens in the north", "url": "https://news.example/a", "topics": ["israel"]}

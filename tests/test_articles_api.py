@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import base64
 import itertools
-import json
 import os
 import threading
 import time
-import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -24,14 +23,13 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from notifier.alerts import from_article
-from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.core.models import Alert
 from notifier.core.settings import Settings
 from notifier.http import openapi
-from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
+from tests.factories import auth, signed_event
 from tests.test_openapi import assert_documented
 
 SECRET = "whsec_" + base64.b64encode(os.urandom(24)).decode()
@@ -61,19 +59,6 @@ def publisher(runtime: Runtime) -> RecordingPublisher:
     return recorder
 
 
-@pytest.fixture
-def keys(runtime: Runtime) -> dict[str, str]:
-    made = {}
-    with transaction(runtime.sessions) as session:
-        for role in ("editor", "ops", "admin"):
-            made[role], _ = create_key(session, role, f"{role} key")
-    return made
-
-
-def auth(key: str, **headers: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}", **headers}
-
-
 # --- builders -----------------------------------------------------------------------------------
 
 
@@ -95,18 +80,8 @@ def article(**overrides: Any) -> dict[str, Any]:
 
 def deliver(client: FlaskClient, type_: str, data: dict[str, Any]) -> TestResponse:
     """Send an article event signed as the CMS signs it."""
-    body = json.dumps({"type": type_, "data": data}).encode()
-    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-    return client.post(
-        "/v1/events",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(SECRET, webhook_id, timestamp, body),
-        },
-    )
+    body, headers = signed_event(SECRET, type_, data)
+    return client.post("/v1/events", data=body, headers=headers)
 
 
 def publish(client: FlaskClient, **overrides: Any) -> dict[str, Any]:
@@ -418,26 +393,33 @@ def _postgres_only(runtime: Runtime) -> None:
         pytest.skip("SQLite serialises writers at BEGIN, so there is no race to lose")
 
 
+def two_at_once(app: Flask, request: Callable[[FlaskClient], TestResponse]) -> list[TestResponse]:
+    """``request`` from two threads released together, each with a client of its own (as two
+    browsers would be); the answers in the order they came back."""
+    start = threading.Barrier(2)
+    answers: list[TestResponse] = []
+
+    def send() -> None:
+        client = app.test_client()
+        start.wait()
+        answers.append(request(client))
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    return answers
+
+
 def test_a_double_click_from_two_threads_makes_one_alert_and_one_409(
     app: Flask, runtime: Runtime, keys: dict[str, str], publisher: RecordingPublisher
 ) -> None:
     _postgres_only(runtime)
     data = publish(app.test_client())
-    start = threading.Barrier(2)
-    statuses: list[int] = []
+    answers = two_at_once(app, lambda client: flag(client, keys["editor"], data["id"]))
 
-    def click() -> None:
-        client = app.test_client()
-        start.wait()
-        statuses.append(flag(client, keys["editor"], data["id"]).status_code)
-
-    clicks = [threading.Thread(target=click) for _ in range(2)]
-    for thread in clicks:
-        thread.start()
-    for thread in clicks:
-        thread.join(timeout=20)
-
-    assert sorted(statuses) == [201, 409]
+    assert sorted(a.status_code for a in answers) == [201, 409]
     assert alerts_of(runtime, data["id"]) == 1 and len(publisher.published) == 1
 
 
@@ -477,19 +459,9 @@ def test_concurrent_retries_with_one_idempotency_key_answer_the_same_alert(
 ) -> None:
     _postgres_only(runtime)
     data = publish(app.test_client())
-    start = threading.Barrier(2)
-    answers: list[TestResponse] = []
-
-    def retry() -> None:
-        client = app.test_client()
-        start.wait()
-        answers.append(flag(client, keys["editor"], data["id"], idempotency_key="same"))
-
-    threads = [threading.Thread(target=retry) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=20)
+    answers = two_at_once(
+        app, lambda client: flag(client, keys["editor"], data["id"], idempotency_key="same")
+    )
 
     assert [a.status_code for a in answers] == [201, 201]
     assert len({a.json["id"] for a in answers if a.json}) == 1

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,10 +17,9 @@ from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.core.models import Article
 from notifier.http.app import create_app
-from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import token
+from tests.factories import signed_event, token
 
 SECRET = "whsec_" + base64.b64encode(b"input-rules-secret-24-byt").decode()
 
@@ -57,14 +54,7 @@ class Api:
             "breaking": False,
             **data,
         }
-        raw = json.dumps({"type": "article.published", "data": article}).encode()
-        webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-        headers = {
-            "Content-Type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(SECRET, webhook_id, timestamp, raw),
-        }
+        raw, headers = signed_event(SECRET, "article.published", article)
         return self.client.post("/v1/events", data=raw, headers=headers)
 
 

@@ -13,7 +13,7 @@ import re
 import tomllib
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -28,8 +28,6 @@ from pydantic import TypeAdapter, ValidationError
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from notifier.core.apikeys import create_key
-from notifier.core.db import transaction
 from notifier.http import openapi
 from notifier.http.alerts import CreateAlertRequest
 from notifier.http.app import create_app
@@ -37,7 +35,7 @@ from notifier.intake.events import WebUrl
 from notifier.runtime import Runtime
 from notifier.subscriptions.topics import load_catalogue
 from tests.conftest import make_settings
-from tests.factories import token
+from tests.factories import ROLES, auth, token
 
 REPO = Path(__file__).resolve().parent.parent
 SPEC_URI = "urn:notifier:openapi"
@@ -45,7 +43,6 @@ IGNORED_METHODS = {"HEAD", "OPTIONS"}
 # Routes the description must cover; pages and their assets may be listed but need not be.
 REQUIRED_EXACT = {"/metrics", "/livez", "/readyz", "/openapi.yaml", "/docs/api"}
 REQUIRED_PREFIXES = ("/v1/", "/o/")
-ROLES = ("editor", "ops", "admin")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -84,19 +81,6 @@ class RecordingPublisher:
 
     def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
         pass
-
-
-@pytest.fixture
-def keys(runtime: Runtime) -> dict[str, str]:
-    made = {}
-    with transaction(runtime.sessions) as session:
-        for role in ROLES:
-            made[role], _ = create_key(session, role, f"{role} key")
-    return made
-
-
-def auth(key: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {key}"}
 
 
 def validator(spec: dict[str, Any], schema_name: str) -> Draft202012Validator:
@@ -364,55 +348,60 @@ def test_an_unknown_topic_is_refused_by_the_schema_and_the_server_alike(
 PATTERN_CHARS = [chr(c) for c in range(0x3100)] + ["\ufeff", "\U0001f600"]
 
 
-def test_web_urls_are_read_alike_by_the_description_and_the_server(
-    spec: dict[str, Any],
-) -> None:
-    described = validator(spec, "WebUrl")
-    served: TypeAdapter[str] = TypeAdapter(WebUrl)
+def read_differently(
+    described: Draft202012Validator, served: Callable[[Any], object], value: Callable[[str], Any]
+) -> list[str]:
+    """The characters of PATTERN_CHARS (in hex) for which the description and the server
+    disagree on whether ``value(ch)`` is valid; ``served`` raises ValidationError to refuse."""
     differ = []
     for ch in PATTERN_CHARS:
-        url = f"https://news.example/a{ch}b"  # mid-string: Python's $ also matches before \n
+        candidate = value(ch)
         try:
-            served.validate_python(url)
+            served(candidate)
             accepted = True
         except ValidationError:
             accepted = False
-        if described.is_valid(url) != accepted:
+        if described.is_valid(candidate) != accepted:
             differ.append(hex(ord(ch)))
+    return differ
+
+
+def test_web_urls_are_read_alike_by_the_description_and_the_server(
+    spec: dict[str, Any],
+) -> None:
+    served: TypeAdapter[str] = TypeAdapter(WebUrl)
+    differ = read_differently(
+        validator(spec, "WebUrl"),
+        served.validate_python,
+        # mid-string: Python's $ also matches before \n
+        lambda ch: f"https://news.example/a{ch}b",
+    )
     assert not differ
 
 
 def test_editor_urls_are_read_alike_by_the_description_and_the_server(
     spec: dict[str, Any],
 ) -> None:
-    described = validator(spec, "CreateAlertRequest")
-    differ = []
-    for ch in PATTERN_CHARS:
-        body = {"headline": "Sirens", "url": f"https://news.example/a{ch}b", "topics": ["israel"]}
-        try:
-            CreateAlertRequest.model_validate(body)
-            accepted = True
-        except ValidationError:
-            accepted = False
-        if described.is_valid(body) != accepted:
-            differ.append(hex(ord(ch)))
+    differ = read_differently(
+        validator(spec, "CreateAlertRequest"),
+        CreateAlertRequest.model_validate,
+        lambda ch: {
+            "headline": "Sirens",
+            "url": f"https://news.example/a{ch}b",
+            "topics": ["israel"],
+        },
+    )
     assert not differ
 
 
 def test_blank_headlines_are_read_alike_by_the_description_and_the_server(
     spec: dict[str, Any],
 ) -> None:
-    described = validator(spec, "CreateAlertRequest")
-    differ = []
-    for ch in PATTERN_CHARS:
-        body = {"headline": f"{ch}{ch}", "url": "https://news.example/a", "topics": ["israel"]}
-        try:
-            CreateAlertRequest.model_validate(body)
-            accepted = True
-        except ValidationError:
-            accepted = False
-        if described.is_valid(body) != accepted:
-            differ.append(hex(ord(ch)))
+    differ = read_differently(
+        validator(spec, "CreateAlertRequest"),
+        CreateAlertRequest.model_validate,
+        lambda ch: {"headline": f"{ch}{ch}", "url": "https://news.example/a", "topics": ["israel"]},
+    )
     assert not differ
 
 

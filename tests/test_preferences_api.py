@@ -16,8 +16,8 @@ from notifier.core.models import Device
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
-from tests.factories import subscription
-from tests.test_alerts_api import ALERT, auth, keys, make_alert  # noqa: F401 (fixture)
+from tests.factories import auth, subscription
+from tests.test_alerts_api import ALERT, make_alert
 
 QUIET = {"start": "22:00", "end": "07:00", "mode": "skip"}
 
@@ -192,7 +192,7 @@ def test_lookup_says_unreachable_once_fcm_said_the_token_is_gone(
 
 def test_an_alert_takes_urgency_locale_translations_and_locales(
     client: FlaskClient,
-    keys: dict[str, str],  # noqa: F811
+    keys: dict[str, str],
 ) -> None:
     view = make_alert(
         client,
@@ -211,7 +211,7 @@ def test_an_alert_takes_urgency_locale_translations_and_locales(
 
 def test_an_alert_defaults_to_normal_urgency_in_the_default_locale(
     client: FlaskClient,
-    keys: dict[str, str],  # noqa: F811
+    keys: dict[str, str],
 ) -> None:
     view = make_alert(client, keys["editor"])
     assert (view["urgency"], view["locale"], view["translations"], view["locales"]) == (
@@ -239,7 +239,7 @@ def test_an_alert_defaults_to_normal_urgency_in_the_default_locale(
 )
 def test_bad_alert_languages_are_a_422_problem(
     client: FlaskClient,
-    keys: dict[str, str],  # noqa: F811
+    keys: dict[str, str],
     bad: dict[str, Any],
 ) -> None:
     response = client.post("/v1/alerts", json={**ALERT, **bad}, headers=auth(keys["editor"]))

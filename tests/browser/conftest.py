@@ -30,8 +30,9 @@ from notifier.emulator.service_account import write_service_account
 from notifier.http.app import create_app
 from notifier.runtime import Runtime
 from notifier.subscriptions import service as subscriptions
-from tests.browser.devstack import DevStack, run_dev_stack
+from tests.browser.devstack import READER_RATE_LIMITS, DevStack, run_dev_stack
 from tests.browser.fakes import FAKE_PUSH_SERVICE, PERMISSION_SPY, FakeFirebase
+from tests.browser.reader import subscribe
 from tests.browser.site import NewsSite
 from tests.conftest import make_settings, truncate_all
 from tests.support import free_port
@@ -110,11 +111,7 @@ def notifier_api(
         web_api_key="AIzaSyTest-browser-key",
         web_app_id="1:1234567890:web:0123456789abcdef",
         web_messaging_sender_id="1234567890",
-        # Every test subscribes from 127.0.0.1; the limits have tests of their own.
-        rate_limits=(
-            "subscriptions=10000/minute;subscription_token=10000/minute;"
-            "lookup=10000/minute;opens=10000/minute"
-        ),
+        rate_limits=READER_RATE_LIMITS,
         cors_origins=news_site.url,
     )
     runtime = Runtime.start(settings)
@@ -164,6 +161,19 @@ def context(
 @pytest.fixture
 def page(context: BrowserContext) -> Page:
     return context.new_page()
+
+
+@pytest.fixture
+def subscribed_token(
+    page: Page, context: BrowserContext, notifier: Notifier, firebase: FakeFirebase
+) -> str:
+    """A reader already subscribed on the demo article (``reader.subscribe``): their one token.
+
+    For tests whose subject is what a subscriber does next, not the subscribing itself.
+    """
+    subscribe(page, context, notifier.url)
+    [token] = firebase.issued
+    return token
 
 
 @pytest.fixture(scope="session")

@@ -11,10 +11,6 @@ emulator's web push stand-in, so what a reader sees is read from
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -27,13 +23,18 @@ from typing import Any
 
 from playwright.sync_api import BrowserContext, Page, Worker, expect
 
-from notifier.intake.signatures import sign_webhook
 from tests.browser.push import SCOPE, SETTLE_MS
-from tests.support import free_port, wait_for_http
+from tests.factories import signed_event
+from tests.support import run_notifier_dev
 
 STAND_IN_TOKEN_KEY = "notifier:stand-in-token"
 IMAGE = "https://news.example/picture.jpg"
 SENT_WITHIN_S = 30.0
+# Every test subscribes from 127.0.0.1, on either API; the limits have tests of their own.
+READER_RATE_LIMITS = (
+    "subscriptions=10000/minute;subscription_token=10000/minute;"
+    "lookup=10000/minute;opens=10000/minute"
+)
 
 
 @dataclass
@@ -104,19 +105,8 @@ class DevStack:
             "published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **data,
         }
-        body = json.dumps({"type": "article.published", "data": article}).encode()
-        webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-        signature = sign_webhook(self.webhook_secret, webhook_id, timestamp, body)
-        answer = self.call(
-            "POST",
-            f"{self.api}/v1/events",
-            body,
-            headers={
-                "webhook-id": webhook_id,
-                "webhook-timestamp": str(timestamp),
-                "webhook-signature": signature,
-            },
-        )
+        body, headers = signed_event(self.webhook_secret, "article.published", article)
+        answer = self.call("POST", f"{self.api}/v1/events", body, headers=headers)
         return {"article": article, "answer": answer}
 
     def alert(self, alert_id: str) -> dict[str, Any]:
@@ -148,48 +138,19 @@ class DevStack:
 @contextmanager
 def run_dev_stack(data: Path) -> Iterator[DevStack]:
     """Start ``python -m notifier dev`` with its data under ``data``; stop it and its children."""
-    api_port, emulator_port = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
-    env.update(
-        NOTIFIER_DATA_DIR=str(data / "var"),
-        NOTIFIER_PORT=str(api_port),
-        NOTIFIER_EMULATOR_PORT=str(emulator_port),
-        # Every test subscribes from 127.0.0.1; the limits have tests of their own.
-        NOTIFIER_RATE_LIMITS=(
-            "subscriptions=10000/minute;subscription_token=10000/minute;"
-            "lookup=10000/minute;opens=10000/minute"
-        ),
-    )
-    log = data / "dev.log"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "notifier", "dev"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    api = f"http://127.0.0.1:{api_port}"
-    try:
-        wait_for_http(f"{api}/livez", timeout=60)
-        deadline = time.monotonic() + 30
-        while "Ctrl-C stops everything" not in log.read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)
+    with run_notifier_dev(
+        data,
+        ready="Ctrl-C stops everything",
+        extra_env={"NOTIFIER_RATE_LIMITS": READER_RATE_LIMITS},
+    ) as dev:
         var = data / "var"
         yield DevStack(
-            api,
-            f"http://127.0.0.1:{emulator_port}",
+            dev.api,
+            dev.emulator,
             (var / "dev-editor-key").read_text().strip(),
             (var / "webhook-secret").read_text().strip(),
-            env,
+            dev.env,
         )
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 def subscribe_on_demo(reader: BrowserContext, dev: DevStack) -> Page:

@@ -27,11 +27,26 @@ def stored_token(page: Page) -> str | None:
     return token
 
 
+def allow_and_click(
+    page: Page,
+    context: BrowserContext,
+    base_url: str,
+    *,
+    path: str = "/demo",
+    button: str = "Get notifications",
+) -> None:
+    """A reader who will allow notifications opens ``path`` and clicks the widget's ``button``.
+
+    Waits for nothing after the click: what the reader should then see is the test's to say.
+    """
+    context.grant_permissions(["notifications"], origin=base_url)
+    page.goto(path)
+    page.get_by_role("button", name=button).click()
+
+
 def subscribe(page: Page, context: BrowserContext, base_url: str) -> None:
     """A reader on the demo article clicks the button and allows notifications."""
-    context.grant_permissions(["notifications"], origin=base_url)
-    page.goto("/demo")
-    page.get_by_role("button", name="Get notifications").click()
+    allow_and_click(page, context, base_url)
     expect(page.get_by_role("heading", name="You're subscribed")).to_be_visible()
 
 

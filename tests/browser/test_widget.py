@@ -84,34 +84,24 @@ def test_a_reader_who_dismisses_the_prompt_can_ask_again_later(
 
 def test_a_reader_can_turn_notifications_off_from_the_widget(
     page: Page,
-    context: BrowserContext,
     notifier: Notifier,
     firebase: FakeFirebase,
+    subscribed_token: str,
     screenshot: Screenshot,
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
-
     page.get_by_role("button", name="Turn off notifications").click()
 
     expect(status(page)).to_have_text("Notifications are off. We won't send you any more.")
     expect(page.get_by_role("button", name="Get notifications")).to_be_visible()
     assert notifier.tokens() == []
     assert stored_token(page) is None
-    eventually(page, lambda: firebase.deleted == [token])
+    eventually(page, lambda: firebase.deleted == [subscribed_token])
     screenshot(widget(page), "unsubscribed")
 
 
 def test_a_reader_picks_topics_from_the_catalogue(
-    page: Page,
-    context: BrowserContext,
-    notifier: Notifier,
-    firebase: FakeFirebase,
-    screenshot: Screenshot,
+    page: Page, notifier: Notifier, subscribed_token: str, screenshot: Screenshot
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
-
     page.get_by_role("button", name="Manage topics").click()
     topics = page.get_by_role("group", name="Notify me about")
     expect(topics.get_by_role("checkbox", name="Israel")).to_be_checked()
@@ -122,7 +112,7 @@ def test_a_reader_picks_topics_from_the_catalogue(
     expect(status(page)).to_have_text("Notifications off for Israel.")
     page.get_by_role("button", name="Done").click()
 
-    assert notifier.topics_of(token) == ["world"]
+    assert notifier.topics_of(subscribed_token) == ["world"]
     expect(page.get_by_role("button", name="Get notifications")).to_be_visible()
 
 

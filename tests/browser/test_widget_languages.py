@@ -18,7 +18,7 @@ from notifier.subscriptions import service as subscriptions
 from notifier.subscriptions.service import DeviceProfile
 from tests.browser.conftest import Notifier
 from tests.browser.fakes import FakeFirebase
-from tests.browser.reader import eventually, status, subscribe, widget
+from tests.browser.reader import allow_and_click, eventually, status, subscribe, widget
 
 Screenshot = Callable[[Page | Locator, str], Path]
 
@@ -26,6 +26,7 @@ HEBREW_TITLE = "אל תפספסו חדשות מתפרצות על Israel"
 ARABIC_TITLE = "لا تفوّتك الأخبار العاجلة عن Israel"
 FRENCH_TITLE = "Ne manquez aucune information importante sur Israel"
 PERSIAN_TITLE = "هیچ خبر فوری‌ای درباره Israel را از دست ندهید"
+HEBREW_SUBSCRIBE = "קבלת התראות"
 URGENT = "Let urgent alerts through quiet hours and past my cap"
 # Persian words joined by a zero-width non-joiner (U+200C), which ruff takes for a mix of
 # scripts; these are the widget's real texts.
@@ -38,6 +39,25 @@ def profile_of(notifier: Notifier, token: str) -> DeviceProfile:
         found = subscriptions.lookup(session, token)
     assert found is not None
     return found
+
+
+def expect_mirrored_offer(page: Page, *, title: str, button: str, lang: str) -> Locator:
+    """The widget's offer in ``lang``, right to left; returns its box.
+
+    The box and the page say ``rtl``, and the layout follows: the button starts at the box's
+    right-hand edge, not its left.
+    """
+    box = page.get_by_role("region", name=title)
+    offer = box.get_by_role("button", name=button)
+    expect(offer).to_be_visible()
+    expect(box).to_have_attribute("dir", "rtl")
+    expect(box).to_have_attribute("lang", lang)
+    expect(page.locator("html")).to_have_attribute("dir", "rtl")
+    outer, inner = box.bounding_box(), offer.bounding_box()
+    assert outer is not None and inner is not None
+    right_gap = outer["x"] + outer["width"] - (inner["x"] + inner["width"])
+    assert right_gap < inner["x"] - outer["x"]
+    return box
 
 
 def page_with_widget(page: Page, notifier: Notifier, *, html_lang: str, attributes: str) -> None:
@@ -64,18 +84,7 @@ def test_a_hebrew_page_shows_the_widget_in_hebrew_right_to_left(
 ) -> None:
     page.goto("/demo?lang=he")
 
-    box = page.get_by_role("region", name=HEBREW_TITLE)
-    button = box.get_by_role("button", name="קבלת התראות")
-    expect(button).to_be_visible()
-    expect(box).to_have_attribute("dir", "rtl")
-    expect(box).to_have_attribute("lang", "he")
-    expect(page.locator("html")).to_have_attribute("dir", "rtl")
-    # Mirrored: the button starts at the box's right-hand edge, not its left.
-    outer, inner = box.bounding_box(), button.bounding_box()
-    assert outer is not None and inner is not None
-    right_gap = outer["x"] + outer["width"] - (inner["x"] + inner["width"])
-    left_gap = inner["x"] - outer["x"]
-    assert right_gap < left_gap
+    box = expect_mirrored_offer(page, title=HEBREW_TITLE, button=HEBREW_SUBSCRIBE, lang="he")
     screenshot(page, "hebrew-demo")
     screenshot(box, "hebrew-offer")
 
@@ -96,16 +105,7 @@ def test_a_persian_page_shows_the_widget_in_persian_right_to_left(
 ) -> None:
     page.goto("/demo?lang=fa")
 
-    box = page.get_by_role("region", name=PERSIAN_TITLE)
-    button = box.get_by_role("button", name=PERSIAN_SUBSCRIBE)
-    expect(button).to_be_visible()
-    expect(box).to_have_attribute("dir", "rtl")
-    expect(box).to_have_attribute("lang", "fa")
-    expect(page.locator("html")).to_have_attribute("dir", "rtl")
-    outer, inner = box.bounding_box(), button.bounding_box()
-    assert outer is not None and inner is not None
-    right_gap = outer["x"] + outer["width"] - (inner["x"] + inner["width"])
-    assert right_gap < inner["x"] - outer["x"]  # mirrored: the button starts at the right
+    box = expect_mirrored_offer(page, title=PERSIAN_TITLE, button=PERSIAN_SUBSCRIBE, lang="fa")
     screenshot(page, "persian-demo")
     screenshot(box, "persian-offer")
 
@@ -117,9 +117,7 @@ def test_the_persian_manage_view_offers_every_setting_in_persian(
     firebase: FakeFirebase,
     screenshot: Screenshot,
 ) -> None:
-    context.grant_permissions(["notifications"], origin=notifier.url)
-    page.goto("/demo?lang=fa")
-    page.get_by_role("button", name=PERSIAN_SUBSCRIBE).click()
+    allow_and_click(page, context, notifier.url, path="/demo?lang=fa", button=PERSIAN_SUBSCRIBE)
     form = open_settings(page, manage=PERSIAN_MANAGE)
     expect(form).to_have_css("direction", "rtl")
 
@@ -203,10 +201,7 @@ def test_subscribing_sends_the_widgets_locale_and_the_browsers_time_zone(
 def test_a_hebrew_reader_is_subscribed_with_the_hebrew_locale(
     page: Page, context: BrowserContext, notifier: Notifier, firebase: FakeFirebase
 ) -> None:
-    context.grant_permissions(["notifications"], origin=notifier.url)
-    page.goto("/demo?lang=he")
-
-    page.get_by_role("button", name="קבלת התראות").click()
+    allow_and_click(page, context, notifier.url, path="/demo?lang=he", button=HEBREW_SUBSCRIBE)
 
     expect(page.get_by_role("heading", name="נרשמתם להתראות")).to_be_visible()
     [token] = firebase.issued
@@ -221,14 +216,8 @@ def open_settings(page: Page, manage: str = "Manage topics") -> Locator:
 
 
 def test_quiet_hours_and_a_daily_cap_are_saved_and_shown_after_a_reload(
-    page: Page,
-    context: BrowserContext,
-    notifier: Notifier,
-    firebase: FakeFirebase,
-    screenshot: Screenshot,
+    page: Page, notifier: Notifier, subscribed_token: str, screenshot: Screenshot
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
     form = open_settings(page)
 
     form.get_by_role("checkbox", name="Quiet hours", exact=True).check()
@@ -240,7 +229,7 @@ def test_quiet_hours_and_a_daily_cap_are_saved_and_shown_after_a_reload(
 
     expect(status(page)).to_have_text("Your settings are saved.")
     screenshot(widget(page), "settings-saved")
-    profile = profile_of(notifier, token)
+    profile = profile_of(notifier, subscribed_token)
     assert profile.quiet_hours == {"start": "23:00", "end": "06:30", "mode": "skip"}
     assert profile.max_per_day == 5
     assert profile.timezone == "Asia/Jerusalem"
@@ -256,16 +245,14 @@ def test_quiet_hours_and_a_daily_cap_are_saved_and_shown_after_a_reload(
 
 
 def test_clearing_the_settings_turns_quiet_hours_off_and_removes_the_cap(
-    page: Page, context: BrowserContext, notifier: Notifier, firebase: FakeFirebase
+    page: Page, notifier: Notifier, subscribed_token: str
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
     form = open_settings(page)
     form.get_by_role("checkbox", name="Quiet hours", exact=True).check()
     form.get_by_label("Most alerts per day").fill("3")
     form.get_by_role("button", name="Save settings").click()
     expect(status(page)).to_have_text("Your settings are saved.")
-    assert profile_of(notifier, token).quiet_hours == {
+    assert profile_of(notifier, subscribed_token).quiet_hours == {
         "start": "22:00",
         "end": "07:00",
         "mode": "silent",
@@ -277,21 +264,15 @@ def test_clearing_the_settings_turns_quiet_hours_off_and_removes_the_cap(
     form.get_by_role("button", name="Save settings").click()
 
     # The status already says "saved" from the first save; wait for the database instead.
-    eventually(page, lambda: profile_of(notifier, token).max_per_day is None)
-    cleared = profile_of(notifier, token)
+    eventually(page, lambda: profile_of(notifier, subscribed_token).max_per_day is None)
+    cleared = profile_of(notifier, subscribed_token)
     assert (cleared.quiet_hours, cleared.max_per_day) == (None, None)
     expect(status(page)).to_have_text("Your settings are saved.")
 
 
 def test_a_cap_out_of_range_shows_an_error_and_saves_nothing(
-    page: Page,
-    context: BrowserContext,
-    notifier: Notifier,
-    firebase: FakeFirebase,
-    screenshot: Screenshot,
+    page: Page, notifier: Notifier, subscribed_token: str, screenshot: Screenshot
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
     form = open_settings(page)
     cap = form.get_by_label("Most alerts per day")
 
@@ -302,21 +283,19 @@ def test_a_cap_out_of_range_shows_an_error_and_saves_nothing(
         expect(cap).to_have_attribute("aria-invalid", "true")
         expect(cap).to_be_focused()
     screenshot(widget(page), "cap-invalid")
-    assert profile_of(notifier, token).max_per_day is None
+    assert profile_of(notifier, subscribed_token).max_per_day is None
 
     cap.fill("100")
     form.get_by_role("button", name="Save settings").click()
     expect(status(page)).to_have_text("Your settings are saved.")
     expect(form.get_by_text("Enter a whole number from 1 to 100")).to_be_hidden()
     expect(cap).not_to_have_attribute("aria-invalid", "true")
-    assert profile_of(notifier, token).max_per_day == 100
+    assert profile_of(notifier, subscribed_token).max_per_day == 100
 
 
 def test_a_rejected_save_shows_an_error_and_keeps_the_box_working(
-    page: Page, context: BrowserContext, notifier: Notifier, firebase: FakeFirebase
+    page: Page, notifier: Notifier, subscribed_token: str
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
     form = open_settings(page)
     # A time zone the server's zone database does not know: the API answers 422.
     page.evaluate(
@@ -331,7 +310,7 @@ def test_a_rejected_save_shows_an_error_and_keeps_the_box_working(
     form.get_by_role("button", name="Save settings").click()
 
     expect(form.get_by_text("Something went wrong and nothing was changed.")).to_be_visible()
-    assert profile_of(notifier, token).quiet_hours is None
+    assert profile_of(notifier, subscribed_token).quiet_hours is None
     page.get_by_role("button", name="Done").click()
     expect(page.get_by_role("heading", name="You're subscribed")).to_be_visible()
 
@@ -343,9 +322,7 @@ def test_the_manage_view_is_in_hebrew_and_right_to_left(
     firebase: FakeFirebase,
     screenshot: Screenshot,
 ) -> None:
-    context.grant_permissions(["notifications"], origin=notifier.url)
-    page.goto("/demo?lang=he")
-    page.get_by_role("button", name="קבלת התראות").click()
+    allow_and_click(page, context, notifier.url, path="/demo?lang=he", button=HEBREW_SUBSCRIBE)
     form = open_settings(page, manage="ניהול נושאים")
 
     form.get_by_role("checkbox", name="שעות שקטות", exact=True).check()
@@ -362,10 +339,8 @@ def test_the_manage_view_is_in_hebrew_and_right_to_left(
 
 
 def test_the_settings_are_reachable_and_saved_by_keyboard(
-    page: Page, context: BrowserContext, notifier: Notifier, firebase: FakeFirebase
+    page: Page, notifier: Notifier, subscribed_token: str
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
     page.get_by_role("button", name="Manage topics").focus()
     page.keyboard.press("Enter")
     cap = widget(page).get_by_label("Most alerts per day")
@@ -378,18 +353,12 @@ def test_the_settings_are_reachable_and_saved_by_keyboard(
     page.keyboard.press("Enter")
 
     expect(status(page)).to_have_text("Your settings are saved.")
-    assert profile_of(notifier, token).max_per_day == 7
+    assert profile_of(notifier, subscribed_token).max_per_day == 7
 
 
 def test_the_urgent_toggle_is_saved_and_read_back_by_lookup(
-    page: Page,
-    context: BrowserContext,
-    notifier: Notifier,
-    firebase: FakeFirebase,
-    screenshot: Screenshot,
+    page: Page, notifier: Notifier, subscribed_token: str, screenshot: Screenshot
 ) -> None:
-    subscribe(page, context, notifier.url)
-    [token] = firebase.issued
     form = open_settings(page)
     toggle = form.get_by_role("checkbox", name=URGENT)
     expect(toggle).to_be_checked()  # the default: urgent alerts come through
@@ -399,7 +368,9 @@ def test_the_urgent_toggle_is_saved_and_read_back_by_lookup(
 
     expect(status(page)).to_have_text("Your settings are saved.")
     screenshot(widget(page), "manage-urgent-off")
-    looked_up = page.request.post(f"{notifier.url}/v1/subscriptions/lookup", data={"token": token})
+    looked_up = page.request.post(
+        f"{notifier.url}/v1/subscriptions/lookup", data={"token": subscribed_token}
+    )
     assert looked_up.json()["urgent_overrides"] is False
     page.reload()
     form = open_settings(page)
@@ -409,7 +380,7 @@ def test_the_urgent_toggle_is_saved_and_read_back_by_lookup(
     form.get_by_role("button", name="Save settings").click()
 
     expect(status(page)).to_have_text("Your settings are saved.")
-    assert profile_of(notifier, token).urgent_overrides is True
+    assert profile_of(notifier, subscribed_token).urgent_overrides is True
 
 
 def test_with_a_site_wide_cap_an_empty_cap_field_names_it_rather_than_no_limit(

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, Page
@@ -20,7 +21,7 @@ from werkzeug.serving import make_server
 from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.http.app import create_app
-from tests.pipeline.conftest import Stack, broker, emulator, stack_factory
+from tests.pipeline.conftest import Stack, broker, emulator, stack_factory, subscribe
 from tests.support import free_port
 
 __all__ = [
@@ -54,6 +55,22 @@ def ops_key(stack: Stack) -> str:
     with transaction(stack.runtime.sessions) as session:
         key, _ = create_key(session, "ops", "dashboard tests")
     return key
+
+
+def subscribe_readers(stack: Stack, prefix: str, count: int) -> None:
+    """``count`` Android readers on "israel", each through the API, with FCM-shaped tokens."""
+    for n in range(count):
+        subscribe(stack, f"{prefix}-{n:02d}-APA91b{'x' * 20}", ["israel"])
+
+
+def sent_alert(stack: Stack, headline: str, *, audience: int) -> dict[str, Any]:
+    """Post ``headline`` with no hold; return it once sent, after checking all ``audience`` got it.
+
+    A worker must be running (``stack.start_worker``).
+    """
+    alert = stack.post_alert(headline=headline, hold_seconds=0)
+    assert stack.wait_for_status(alert["id"])["counts"]["sent"] == audience
+    return alert
 
 
 @dataclass

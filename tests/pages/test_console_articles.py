@@ -8,10 +8,8 @@ the article, whose row then shows the alert instead of the button.
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-from notifier.intake.signatures import sign_webhook
+from tests.factories import signed_event
 from tests.pages.conftest import Browsing
 from tests.pipeline.conftest import Stack
 
@@ -45,18 +43,8 @@ def publish(stack: Stack, **data: Any) -> dict[str, Any]:
         "published_at": "2026-12-02T05:30:00Z",
         **data,
     }
-    body = json.dumps({"type": "article.published", "data": article}).encode()
-    webhook_id, timestamp = f"msg_{uuid.uuid4().hex}", int(time.time())
-    response = stack.client.post(
-        "/v1/events",
-        data=body,
-        headers={
-            "Content-Type": "application/json",
-            "webhook-id": webhook_id,
-            "webhook-timestamp": str(timestamp),
-            "webhook-signature": sign_webhook(SECRET, webhook_id, timestamp, body),
-        },
-    )
+    body, headers = signed_event(SECRET, "article.published", article)
+    response = stack.client.post("/v1/events", data=body, headers=headers)
     assert response.status_code in (200, 202), response.json
     return article
 

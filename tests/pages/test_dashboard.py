@@ -8,7 +8,7 @@ import time
 from playwright.sync_api import expect
 
 from notifier.subscriptions.bulk_import import import_devices
-from tests.pages.conftest import Browsing
+from tests.pages.conftest import Browsing, sent_alert, subscribe_readers
 from tests.pipeline.conftest import Stack, subscribe
 
 AUDIENCE = 3000  # six batches of 500, sent one after the other by a single worker process
@@ -94,11 +94,9 @@ def test_the_dashboard_follows_a_live_alert_and_charts_what_was_sent(
 def test_recent_alerts_show_a_finished_alerts_opens_as_readers_click(
     stack: Stack, browsing: Browsing, ops_key: str
 ) -> None:
-    for n in range(3):
-        subscribe(stack, f"recent-dash-{n:02d}-APA91b{'x' * 20}", ["israel"])
+    subscribe_readers(stack, "recent-dash", 3)
     stack.start_worker(concurrency=1)
-    alert = stack.post_alert(headline="Polls close in the north", hold_seconds=0)
-    assert stack.wait_for_status(alert["id"])["counts"]["sent"] == 3
+    alert = sent_alert(stack, "Polls close in the north", audience=3)
     browsing.open("/dashboard", ops_key)
     row = browsing.page.locator("#recent-rows tr", has_text="Polls close in the north")
     expect(row.locator(".badge")).to_have_text("sent")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.pages.conftest import Browsing
-from tests.pipeline.conftest import Stack, subscribe
+from tests.pages.conftest import Browsing, sent_alert, subscribe_readers
+from tests.pipeline.conftest import Stack
 
 # "p50 0.12 s · p90 0.30 s · p99 0.30 s": every figure a duration the page wrote.
 PERCENTILES = re.compile(r"p50 [\d.]+ s · p90 [\d.]+ s · p99 [\d.]+ s")
@@ -25,12 +25,10 @@ def keep(path: Path) -> None:
 def test_console_and_dashboard_show_a_sent_alerts_delivery_times(
     stack: Stack, browsing: Browsing, ops_key: str
 ) -> None:
-    for n in range(4):
-        subscribe(stack, f"latency-page-{n:02d}-APA91b{'x' * 20}", ["israel"])
+    subscribe_readers(stack, "latency-page", 4)
     stack.start_worker(concurrency=1)
     waiting = stack.post_alert(headline="Still in its hold window", hold_seconds=3600)
-    alert = stack.post_alert(headline="Results are in", hold_seconds=0)
-    assert stack.wait_for_status(alert["id"])["counts"]["sent"] == 4
+    sent_alert(stack, "Results are in", audience=4)
 
     browsing.open("/console", stack.editor_key)
     row = browsing.page.locator("#recent-rows tr", has_text="Results are in")

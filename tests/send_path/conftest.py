@@ -56,6 +56,16 @@ class SendPath:
                 subscribe(session, token=token, platform="android", topics=list(topics))
         return tokens
 
+    def one_batch(self, prefix: str, count: int) -> tuple[list[str], str, int]:
+        """``count`` fresh devices on "israel" and an alert to them, planned into its one batch.
+
+        The set-up most send tests start from: returns the tokens, the alert id and the batch id.
+        """
+        tokens = self.add_devices(prefix, count)
+        alert_id = self.new_alert()
+        [batch_id] = self.plan(alert_id)
+        return tokens, alert_id, batch_id
+
     def add_device(
         self,
         token: str,

@@ -36,9 +36,7 @@ def test_cancelling_mid_batch_leaves_the_rest_of_the_alert_cancelled(send_path: 
 def test_devices_pruned_or_deleted_since_planning_are_recorded_not_sent(
     send_path: SendPath,
 ) -> None:
-    tokens = send_path.add_devices("gone", 4)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("gone", 4)
     with transaction(send_path.runtime.sessions) as session:
         session.execute(update(Device).where(Device.token == tokens[1]).values(state="dead"))
         unsubscribe(session, token=tokens[2], topics=None)  # forgets the device entirely
@@ -98,9 +96,7 @@ def test_a_token_pruned_by_one_alert_is_not_sent_by_another_planned_before(
 
 
 def test_a_fatal_error_fails_the_device_without_pruning_its_token(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("fatal", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("fatal", 3)
     sender = FakeSender(
         script={
             tokens[0]: fatal("THIRD_PARTY_AUTH_ERROR"),
@@ -120,9 +116,7 @@ def test_a_fatal_error_fails_the_device_without_pruning_its_token(send_path: Sen
 
 
 def test_an_alert_no_device_accepted_ends_failed_with_a_reason(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("nobody", 2)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("nobody", 2)
 
     send_path.send(batch_id, FakeSender(script=dict.fromkeys(tokens, fatal())))
 

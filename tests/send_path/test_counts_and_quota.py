@@ -28,9 +28,7 @@ def _mixed_script(tokens: list[str]) -> dict[str, Reply]:
 
 
 def test_counts_add_up_after_a_batch_with_every_kind_of_outcome(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("mixed", 4)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("mixed", 4)
 
     result = send_path.send(batch_id, FakeSender(script=_mixed_script(tokens)))
 
@@ -42,9 +40,7 @@ def test_counts_add_up_after_a_batch_with_every_kind_of_outcome(send_path: SendP
 
 
 def test_metrics_count_each_outcome_of_a_batch(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("metrics", 4)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("metrics", 4)
 
     send_path.send(batch_id, FakeSender(script=_mixed_script(tokens)))
 
@@ -59,9 +55,7 @@ def test_the_local_quota_limiter_bounds_each_send_and_waits_for_tokens(
     send_path: SendPath, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(planner, "PAGE_SIZE", 12)
-    tokens = send_path.add_devices("quota", 12)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("quota", 12)
     limiter = LocalTokenBucket(per_minute=2000)  # at most 10 at once, then ~32 a second
     sender = FakeSender()
     started = time.monotonic()
@@ -118,9 +112,7 @@ def test_sending_a_batch_costs_the_same_statements_whatever_its_size(
 def test_a_delivery_settled_elsewhere_during_the_send_is_not_counted_again(
     send_path: SendPath,
 ) -> None:
-    tokens = send_path.add_devices("settled", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("settled", 3)
 
     def settle_one_device() -> None:
         # Whatever else ends a pending delivery moves it and its counter in one transaction.

@@ -18,9 +18,7 @@ def _die() -> None:
 
 
 def test_a_leased_batch_is_not_sent_by_a_second_caller(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("lease", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("lease", 3)
     duplicate = FakeSender()
     seen: list[BatchResult] = []
     owner = FakeSender(during_send=lambda: seen.append(send_path.send(batch_id, duplicate)))
@@ -38,9 +36,7 @@ def test_a_leased_batch_is_not_sent_by_a_second_caller(send_path: SendPath) -> N
 def test_a_dead_workers_batch_is_not_taken_over_before_its_lease_expires(
     send_path: SendPath,
 ) -> None:
-    send_path.add_devices("early", 2)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    _, alert_id, batch_id = send_path.one_batch("early", 2)
     with pytest.raises(WorkerDied):
         send_path.send(batch_id, FakeSender(during_send=_die))
     send_path.clock.advance(LEASE_SECONDS - 1)
@@ -55,9 +51,7 @@ def test_a_dead_workers_batch_is_not_taken_over_before_its_lease_expires(
 
 
 def test_a_batch_whose_lease_expired_is_taken_over(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("expired", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("expired", 3)
     with pytest.raises(WorkerDied):
         send_path.send(batch_id, FakeSender(during_send=_die))
     send_path.clock.advance(LEASE_SECONDS + 1)
@@ -74,9 +68,7 @@ def test_a_batch_whose_lease_expired_is_taken_over(send_path: SendPath) -> None:
 
 
 def test_a_lease_lost_mid_send_does_not_double_record(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("lost", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("lost", 3)
     rescuer = FakeSender()
     taken_over: list[BatchResult] = []
 
@@ -102,9 +94,7 @@ def test_a_lease_lost_mid_send_does_not_double_record(send_path: SendPath) -> No
 
 
 def test_a_redelivered_batch_is_not_sent_twice(send_path: SendPath) -> None:
-    send_path.add_devices("again", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    _, alert_id, batch_id = send_path.one_batch("again", 3)
     sender = FakeSender()
     send_path.send(batch_id, sender)
 
@@ -117,9 +107,7 @@ def test_a_redelivered_batch_is_not_sent_twice(send_path: SendPath) -> None:
 
 
 def test_a_batch_whose_alert_is_gone_is_skipped_not_sent(send_path: SendPath) -> None:
-    send_path.add_devices("orphan", 2)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    _, alert_id, batch_id = send_path.one_batch("orphan", 2)
     # Without the cascade, the batch outlives its alert: what a lease reading between an
     # operator's delete of the alert and of its batches would see.
     raw = send_path.runtime.engine.raw_connection()  # autocommit, outside SQLAlchemy's BEGIN
@@ -140,9 +128,7 @@ def test_a_batch_whose_alert_is_gone_is_skipped_not_sent(send_path: SendPath) ->
 def test_a_lease_lost_while_the_new_owner_still_holds_it_records_nothing(
     send_path: SendPath,
 ) -> None:
-    tokens = send_path.add_devices("held", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("held", 3)
 
     def stall_until_another_worker_holds_the_lease() -> None:
         send_path.clock.advance(LEASE_SECONDS + 1)

@@ -26,9 +26,7 @@ def _send_until_finished(
 
 
 def test_a_retry_waits_as_long_as_retry_after_asks(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("wait", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("wait", 3)
     sender = FakeSender(script={tokens[1]: retry("UNAVAILABLE", after=30)})
 
     result = send_path.send(batch_id, sender)
@@ -44,9 +42,7 @@ def test_a_retry_waits_as_long_as_retry_after_asks(send_path: SendPath) -> None:
 
 
 def test_quota_exceeded_waits_at_least_a_minute_whatever_fcm_asks(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("quota", 2)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("quota", 2)
     sender = FakeSender(script={tokens[0]: fcm_error("QUOTA_EXCEEDED", retry_after=5)})
 
     result = send_path.send(batch_id, sender)
@@ -59,9 +55,7 @@ def test_quota_exceeded_waits_at_least_a_minute_whatever_fcm_asks(send_path: Sen
 def test_a_retry_without_retry_after_backs_off_exponentially_with_jitter(
     send_path: SendPath,
 ) -> None:
-    tokens = send_path.add_devices("backoff", 1)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("backoff", 1)
     flaky = [retry("INTERNAL")] * 4 + [accept()]
     sender = FakeSender(script={tokens[0]: flaky})
 
@@ -78,9 +72,7 @@ def test_a_retry_without_retry_after_backs_off_exponentially_with_jitter(
 
 
 def test_a_batch_redelivered_before_its_retry_is_due_is_not_sent(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("early", 2)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("early", 2)
     sender = FakeSender(script={tokens[0]: retry(after=30)})
     send_path.send(batch_id, sender)
     send_path.clock.advance(10)
@@ -94,9 +86,7 @@ def test_a_batch_redelivered_before_its_retry_is_due_is_not_sent(send_path: Send
 
 
 def test_a_due_retry_sends_only_the_devices_still_pending(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("due", 4)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("due", 4)
     send_path.send(batch_id, FakeSender(script={tokens[2]: retry(after=30)}))
     send_path.clock.advance(30)
     second = FakeSender()
@@ -112,9 +102,7 @@ def test_a_due_retry_sends_only_the_devices_still_pending(send_path: SendPath) -
 
 
 def test_a_device_gives_up_at_max_attempts_with_a_reason(send_path: SendPath) -> None:
-    tokens = send_path.add_devices("stubborn", 3)
-    alert_id = send_path.new_alert()
-    [batch_id] = send_path.plan(alert_id)
+    tokens, alert_id, batch_id = send_path.one_batch("stubborn", 3)
     sender = FakeSender(script={tokens[0]: retry("UNAVAILABLE")})
 
     results = _send_until_finished(send_path, batch_id, sender, max_attempts=3)

@@ -1,0 +1,55 @@
+"""What the benchmarks share: a timestamped log line and a throwaway PostgreSQL schema.
+
+The scripts run as ``.venv/bin/python bench/NAME.py``, so this folder is on ``sys.path`` and they
+import it as ``_common``. bench/latency.py and bench/import_devices.py use it; bench/fanout.py,
+bench/plan_scale.py, bench/quota.py and bench/intake.py still carry their own copies of the same
+lines and can adopt it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from urllib.parse import quote
+
+from sqlalchemy import text
+
+from notifier.core import migrate
+from notifier.core.db import make_engine
+from notifier.core.settings import normalise_database_url
+
+DEFAULT_DATABASE = os.environ.get(
+    "NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+
+
+def log(message: str) -> None:
+    """Print ``message`` at once with the wall-clock time, so a long run shows where it is."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+@contextmanager
+def private_schema(database: str = DEFAULT_DATABASE, prefix: str = "bench") -> Iterator[str]:
+    """The URL of a migrated schema of the benchmark's own in ``database``, dropped afterwards.
+
+    A schema of its own (as tests/conftest.py makes) keeps a run's millions of rows away from
+    anyone else's data on the shared server, and dropping it, even after Ctrl-C, leaves nothing.
+    """
+    base = normalise_database_url(database)
+    schema = f"{prefix}_{secrets.token_hex(4)}"
+    admin = make_engine(base, pool_size=1, max_overflow=0)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+        engine = make_engine(url)
+        migrate.upgrade(engine)
+        engine.dispose()
+        yield url
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+        admin.dispose()
