@@ -8,14 +8,9 @@ and starts that cluster while workers are between batches, in FCM's hands and mi
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import subprocess
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -25,7 +20,7 @@ from notifier.core.db import make_engine
 from notifier.core.models import Batch, Delivery
 from notifier.core.vocabulary import DeliveryStatus
 from tests.pipeline.conftest import Stack, subscribe_many
-from tests.test_readiness import ThrowawayPostgres
+from tests.throwaway_pg import ThrowawayPostgres, running_throwaway_postgres
 
 AUDIENCE = 3000  # six batches of 500: with the emulator slowed, the restart lands mid-way
 CONCURRENCY = 2  # so at most two batches are in FCM's hands when the server goes away
@@ -36,17 +31,8 @@ DOWN_SECONDS = 4  # long enough that workers meet a refused connection, not only
 @pytest.fixture
 def throwaway_pg() -> Iterator[ThrowawayPostgres]:
     """A PostgreSQL cluster this test may stop and start (skips if initdb is not installed)."""
-    # Not under pytest's tmp dir: that is private to root, and the server runs as postgres.
-    root = Path(tempfile.mkdtemp(prefix="notifier-pg-restart-"))
-    server = ThrowawayPostgres(root)
-    try:
-        server.init()
-        server.start()
+    with running_throwaway_postgres("notifier-pg-restart-") as server:
         yield server
-        with contextlib.suppress(subprocess.CalledProcessError):
-            server.stop()
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture
