@@ -23,6 +23,21 @@ from notifier.subscriptions.requests import (
 bp = Blueprint("subscriptions", __name__)
 
 
+def app_of(requested: str | None) -> str:
+    """The app a request names, or the default one; 422 for an app this deployment lacks."""
+    apps = context.runtime().settings.apps
+    if requested is None:
+        return apps.default.id
+    if apps.get(requested) is None:
+        raise Problem(
+            422,
+            "Unknown app",
+            f"This deployment serves no app {requested!r}.",
+            unknown_apps=[requested],
+        )
+    return requested
+
+
 def _unknown_topics(exc: service.UnknownTopics) -> Problem:
     # Same problem as POST /v1/alerts: about:blank, with the slugs in ``unknown_topics``.
     return Problem(422, "Unknown topic", str(exc), unknown_topics=exc.slugs)
@@ -33,10 +48,12 @@ def subscribe() -> tuple[Response, int]:
     req = json_body(SubscribeRequest)
     bind(device=token_ref(req.token))
     limit_device_token(req.token)
+    app = app_of(req.app)
     try:
         with transaction(context.runtime().sessions) as session:
             profile, created = service.subscribe(
                 session,
+                app=app,
                 token=req.token,
                 platform=req.platform,
                 topics=req.topics,
@@ -53,9 +70,10 @@ def subscribe() -> tuple[Response, int]:
 def unsubscribe() -> tuple[str, int]:
     req = json_body(UnsubscribeRequest)
     limit_device_token(req.token)
+    app = app_of(req.app)
     try:
         with transaction(context.runtime().sessions) as session:
-            service.unsubscribe(session, token=req.token, topics=req.topics)
+            service.unsubscribe(session, token=req.token, topics=req.topics, app=app)
     except service.UnknownTopics as exc:
         raise _unknown_topics(exc) from None
     return "", 204
@@ -64,8 +82,9 @@ def unsubscribe() -> tuple[str, int]:
 @bp.post("/v1/subscriptions/lookup")
 def lookup() -> Response:
     req = json_body(LookupRequest)
+    app = app_of(req.app)
     with transaction(context.runtime().sessions) as session:
-        profile = service.lookup(session, req.token)
+        profile = service.lookup(session, req.token, app)
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for this token.")
     return jsonify(profile.as_json())
@@ -75,8 +94,11 @@ def lookup() -> Response:
 def rotate_token() -> Response:
     req = json_body(RotateTokenRequest)
     limit_device_token(req.old_token)
+    app = app_of(req.app)
     with transaction(context.runtime().sessions) as session:
-        profile = service.rotate_token(session, old_token=req.old_token, new_token=req.new_token)
+        profile = service.rotate_token(
+            session, old_token=req.old_token, new_token=req.new_token, app=app
+        )
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for the old token.")
     return jsonify(profile.as_json())
