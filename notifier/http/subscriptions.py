@@ -9,6 +9,7 @@ from notifier.core.db import transaction
 from notifier.core.logs import bind, token_ref
 from notifier.core.models import Topic
 from notifier.http import context
+from notifier.http.apps import app_of
 from notifier.http.limits import limit_device_token
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
@@ -21,21 +22,6 @@ from notifier.subscriptions.requests import (
 )
 
 bp = Blueprint("subscriptions", __name__)
-
-
-def app_of(requested: str | None) -> str:
-    """The app a request names, or the default one; 422 for an app this deployment lacks."""
-    apps = context.runtime().settings.apps
-    if requested is None:
-        return apps.default.id
-    if apps.get(requested) is None:
-        raise Problem(
-            422,
-            "Unknown app",
-            f"This deployment serves no app {requested!r}.",
-            unknown_apps=[requested],
-        )
-    return requested
 
 
 def _unknown_topics(exc: service.UnknownTopics) -> Problem:

@@ -76,12 +76,16 @@ def send_batch(
     clock: Callable[[], datetime] = utcnow,
     default_locale: str = "en",
     default_max_per_day: int | None = None,
+    sender_for: Callable[[str], Sender] | None = None,
+    limiter_for: Callable[[str], SendLimiter] | None = None,
 ) -> BatchResult:
     """Send batch ``batch_id`` once: lease it, send its pending devices, record the outcomes.
 
     ``clock`` gives the current UTC time (leases, retry times, the TTL and quiet hours are judged
     by it); tests pass a controllable one. ``default_locale`` is the language of a device that
-    reports none, ``default_max_per_day`` the cap of a reader who chose none.
+    reports none, ``default_max_per_day`` the cap of a reader who chose none. With several apps,
+    ``sender_for`` and ``limiter_for`` give the batch's app its own sender (credentials, OAuth
+    token, connection pool) and quota bucket, in place of ``sender`` and ``limiter``.
     """
     owner = str(uuid.uuid4())
     leased = _lease(
@@ -96,7 +100,11 @@ def send_batch(
     )
     if isinstance(leased, BatchResult):
         return leased
-    push_alert, targets, verdicts = leased
+    push_alert, targets, verdicts, app = leased
+    if sender_for is not None:
+        sender = sender_for(app)
+    if limiter_for is not None:
+        limiter = limiter_for(app)
     tally = Tally()
     outcomes: list[Outcome] = []
     latencies: list[float] = []
@@ -130,7 +138,7 @@ def _lease(
     *,
     default_locale: str,
     default_max_per_day: int | None,
-) -> BatchResult | tuple[PushAlert, list[Target], Verdicts]:
+) -> BatchResult | tuple[PushAlert, list[Target], Verdicts, str]:
     """Take the batch's lease and read its pending devices, or say why this run must not send.
 
     Devices pruned or forgotten since planning are recorded here, in a transaction of their own
@@ -178,6 +186,7 @@ def _lease(
             batch.status, batch.lease_owner = BatchStatus.SENDING, owner
             batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
             batch.attempts += 1
+            app = batch.app
             push_alert = to_push_alert(alert, public_url)
             alert_locale = alert.locale or default_locale
             translations = dict(alert.translations or {})
@@ -219,7 +228,7 @@ def _lease(
         for r in live
         if r.device_id not in held_back
     ]
-    return push_alert, targets, verdicts
+    return push_alert, targets, verdicts, app
 
 
 def _texts(
