@@ -513,7 +513,7 @@ class FcmSenders:
         for app_id in self._settings.apps.ids:
             try:
                 self.for_app(app_id).warm_up()
-            except Exception as exc:  # noqa: BLE001 - collected and re-raised below
+            except Exception as exc:  # collected, and the first re-raised below
                 failures.append(exc)
         if failures:
             raise failures[0]
