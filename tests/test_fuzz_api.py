@@ -140,7 +140,7 @@ class AdminKey:
 
 
 def _served_apps_only(body: dict[str, Any]) -> dict[str, Any]:
-    """``body`` with any ``app`` or ``apps`` (also inside an event's ``data``) set to ``default``."""
+    """``body`` with any ``app`` or ``apps`` (inside an event's ``data`` too) as ``default``."""
     body = dict(body)
     if isinstance(body.get("app"), str):
         body["app"] = "default"

@@ -114,7 +114,11 @@ def send_batch(
         if waited > 0:
             tally.add("notifier_rate_limit_waits_total")
             tally.add("notifier_rate_limit_wait_seconds_total", waited)
+            tally.add("notifier_app_quota_wait_seconds_total", waited, app=app)
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
+    for outcome in outcomes:
+        # Per app, what FCM answered each attempt: one app's outage or quota shows on its own.
+        tally.add("notifier_app_sends_total", app=app, outcome=outcome.kind)
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
     return record_outcomes(
         sessions,

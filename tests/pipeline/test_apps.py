@@ -143,3 +143,9 @@ def test_fault_12_one_apps_credentials_revoked_fail_only_its_devices_and_prune_n
         states = set(session.scalars(select(Device.state)))
     assert reasons == {"UNAUTHENTICATED:gave_up"}
     assert states == {"active"}  # a refused credential says nothing about the devices
+    metrics = stack.client.get("/metrics").get_data(as_text=True)
+    # Operators see which app is failing: fr's attempts were all retries, en's all accepted.
+    assert 'notifier_app_sends_total{app="fr",outcome="retry"} 10.0' in metrics
+    assert 'notifier_app_sends_total{app="en",outcome="accepted"} 5.0' in metrics
+    assert 'notifier_app_sends_total{app="fr",outcome="accepted"}' not in metrics
+    assert 'notifier_app_devices{app="fr",state="active"} 5.0' in metrics
