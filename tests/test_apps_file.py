@@ -77,8 +77,12 @@ def test_the_apps_file_lists_each_app_with_its_own_project_credentials_and_quota
     assert en_app.credentials == tmp_path / "en.json"
     assert (fr_app.id, fr_app.credentials) == ("fr", fr)
     assert fr_app.quota_per_minute == DEFAULT_QUOTA_PER_MINUTE
-    # Without an app called "default", the first one takes requests that name no app.
+    # Without an app called "default", the first one takes requests that name no app, and
+    # sends to the devices stored under "default" (from before the apps file).
     assert settings.apps.default is en_app
+    assert settings.apps.sending("default") is en_app
+    assert settings.apps.sending("fr") is fr_app
+    assert settings.apps.sending("de") is None
     assert settings.apps.unknown(["fr", "de", "xx", "de"]) == ["de", "xx"]
     # With an apps file and no endpoint, sends go to Google, not to a local emulator.
     assert settings.effective_fcm_endpoint is None

@@ -32,6 +32,7 @@ from workers.celery_app import app
 from workers.publish import CeleryPublisher
 
 if TYPE_CHECKING:
+    from notifier.core.settings import Settings
     from notifier.fcm.sender import ServiceAccountWriter
 
 log = logging.getLogger(__name__)
@@ -92,10 +93,16 @@ def use_emulator_account(writer: ServiceAccountWriter) -> None:
     _Process.emulator_account = writer
 
 
+def _bucket_of(settings: Settings, app_id: str) -> str:
+    """The app whose quota a batch of ``app_id`` spends (``default`` may stand for another)."""
+    app = settings.apps.sending(app_id)
+    return app.id if app is not None else app_id
+
+
 def _make_limiter(runtime: Runtime, app_id: str) -> SendLimiter:
     """The quota bucket of ``app_id``, sized by the app's own ``quota_per_minute``."""
     settings = runtime.settings
-    app = settings.apps.get(app_id)
+    app = settings.apps.sending(app_id)
     per_minute = app.quota_per_minute if app is not None else settings.fcm_quota_per_minute
     if settings.redis_url:
         import redis
@@ -181,7 +188,7 @@ def send_batch(batch_id: int) -> dict[str, Any]:
         limiter=proc.limiter.for_app(default_app),
         # Each batch is of one app: its own credentials, connection pool and quota bucket.
         sender_for=senders.for_app,
-        limiter_for=proc.limiter.for_app,
+        limiter_for=lambda app_id: proc.limiter.for_app(_bucket_of(settings, app_id)),
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_send_attempts,
         public_url=settings.public_url,

@@ -69,6 +69,15 @@ class Apps:
     def get(self, app_id: str) -> App | None:
         return next((app for app in self.all if app.id == app_id), None)
 
+    def sending(self, app_id: str) -> App | None:
+        """The app that sends to devices stored under ``app_id``: that app, or, for ``default``
+        when no app has that id, the default app (devices from before the apps file, and test
+        devices, are stored under ``default``)."""
+        app = self.get(app_id)
+        if app is None and app_id == DEFAULT_APP:
+            return self.default
+        return app
+
     def unknown(self, app_ids: list[str] | tuple[str, ...]) -> list[str]:
         """Those of ``app_ids`` this deployment does not serve, sorted (for a 422)."""
         known = set(self.ids)

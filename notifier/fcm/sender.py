@@ -494,10 +494,11 @@ class FcmSenders:
 
     def for_app(self, app_id: str) -> FcmSender | UnknownAppSender:
         """The sender of ``app_id`` (thread-safe; a sender is built once per app)."""
+        app = self._settings.apps.sending(app_id)
+        app_id = app.id if app is not None else app_id  # one sender per project, not per alias
         with self._lock:
             sender = self._senders.get(app_id)
             if sender is None:
-                app = self._settings.apps.get(app_id)
                 if app is None:
                     sender = UnknownAppSender()
                 else:
