@@ -509,15 +509,26 @@ class FcmSenders:
             return sender
 
     def warm_up(self) -> None:
-        """Warm every app's sender; one app's failure does not stop the others' (re-raised)."""
-        failures: list[Exception] = []
-        for app_id in self._settings.apps.ids:
+        """Warm the default app's sender now, the other apps' in a background thread.
+
+        Process start-up stays as short as with one app (Celery gives a pool process a few
+        seconds to come up), yet every app has its token before its first alert. A failure of
+        the default app is raised; the others' show on their first batch, which retries.
+        """
+        apps = self._settings.apps
+        others = [app_id for app_id in apps.ids if app_id != apps.default.id]
+        if others:
+            threading.Thread(
+                target=self._warm_quietly, args=(others,), name="fcm-warm-up", daemon=True
+            ).start()
+        self.for_app(apps.default.id).warm_up()
+
+    def _warm_quietly(self, app_ids: list[str]) -> None:
+        for app_id in app_ids:
             try:
                 self.for_app(app_id).warm_up()
-            except Exception as exc:  # collected, and the first re-raised below
-                failures.append(exc)
-        if failures:
-            raise failures[0]
+            except Exception:  # noqa: S112 - a cold or refused app is retried by its batches
+                continue
 
     def close(self) -> None:
         with self._lock:
