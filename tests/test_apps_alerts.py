@@ -148,3 +148,20 @@ def test_an_article_event_takes_apps_and_refuses_unknown_ones(
     with apps_runtime.sessions() as session:
         # The refused delivery recorded nothing, so the CMS may send it again once fixed.
         assert len(session.scalars(select(WebhookEvent.id)).all()) == 1
+
+
+def test_an_editor_sends_an_article_to_some_apps_only(
+    client: FlaskClient, editor: dict[str, str]
+) -> None:
+    payload = _article(breaking=False)
+    status, _ = _deliver(client, payload)
+    assert status == 200
+    article_id = payload["data"]["id"]  # type: ignore[index]
+
+    refused = client.post(f"/v1/articles/{article_id}/alert", json={"apps": ["de"]}, headers=editor)
+    sent = client.post(f"/v1/articles/{article_id}/alert", json={"apps": ["web"]}, headers=editor)
+
+    assert refused.status_code == 422
+    assert refused.json["unknown_apps"] == ["de"]
+    assert sent.status_code == 201, sent.json
+    assert sent.json["apps"] == ["web"]
