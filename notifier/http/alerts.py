@@ -103,7 +103,9 @@ def create() -> tuple[Response, int]:
     req = json_body(CreateAlertRequest)
     principal = current_principal()
     key = idempotency.idempotency_key()
-    body_hash = idempotency.request_hash(req.model_dump(mode="json"))
+    # ``apps`` left out hashes as before it existed: a retry across the upgrade is a replay.
+    unset_apps = {"apps"} if req.apps is None else None
+    body_hash = idempotency.request_hash(req.model_dump(mode="json", exclude=unset_apps))
     runtime = context.runtime()
     apps = apps_of(req.apps)
     try:
