@@ -17,6 +17,7 @@ from notifier.core.db import transaction
 from notifier.core.models import Alert, Batch, Delivery, Device, WebhookEvent
 from notifier.http.app import create_app
 from notifier.intake.signatures import sign_webhook
+from notifier.observability.ops_view import audience_by_app
 from notifier.pipeline.planner import plan_slice
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
@@ -105,6 +106,11 @@ def test_the_planner_batches_each_app_apart_and_keeps_only_the_alerts_apps(
         batch_apps = sorted(session.scalars(select(Batch.app)))
     assert mixed == []  # every device is in a batch of its own app
     assert batch_apps == ["fr", "web"]
+    with apps_runtime.sessions() as session:
+        # What the dashboard's recent alerts show per app, from the batches alone.
+        assert audience_by_app(session, [created.json["id"]]) == {
+            created.json["id"]: {"fr": 3, "web": 3}
+        }
 
 
 def _deliver(client: FlaskClient, payload: dict[str, object]) -> tuple[int, dict[str, object]]:

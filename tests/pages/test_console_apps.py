@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
+from notifier.core.apikeys import create_key
+from notifier.core.db import transaction
 from tests.pages.conftest import Browsing
 from tests.pipeline.conftest import Stack
 from tests.pipeline.test_apps import FR, _subscribe, _two_app_stack
@@ -42,3 +44,10 @@ def test_per_app_counts_show_which_app_failed(
     expect(table.locator('tr[data-app="fr"] [data-count="failed"]')).to_have_text("2")
     row.scroll_into_view_if_needed()
     browsing.screenshot("console-per-app-counts")
+
+    with transaction(stack.runtime.sessions) as session:
+        admin, _ = create_key(session, "admin", "dashboard")
+    browsing.open("/dashboard", admin)
+    recent = browsing.page.locator("#recent-rows tr", has_text="Two apps, one revoked")
+    expect(recent.locator(".meta")).to_contain_text("en 3 · fr 2")
+    browsing.screenshot("dashboard-audience-per-app")
