@@ -139,6 +139,18 @@ class AdminKey:
         case.headers = headers
 
 
+def _served_apps_only(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with any ``app`` or ``apps`` (inside an event's ``data`` too) as ``default``."""
+    body = dict(body)
+    if isinstance(body.get("app"), str):
+        body["app"] = "default"
+    if isinstance(body.get("apps"), list) and body["apps"]:
+        body["apps"] = ["default"]
+    if isinstance(body.get("data"), dict):
+        body["data"] = _served_apps_only(body["data"])
+    return body
+
+
 @schemathesis.hook  # before_call hooks are global in Schemathesis; this one minds its own app
 def before_call(
     ctx: schemathesis.HookContext, case: schemathesis.Case, kwargs: dict[str, Any]
@@ -151,6 +163,10 @@ def before_call(
         # Which names exist is the server's zone database (the description says so, and
         # tests/test_openapi.py checks the 422); a schema cannot list it, so the fuzzer gets one.
         case.body = {**case.body, "timezone": "Asia/Jerusalem"}
+    if isinstance(case.body, dict):
+        # Which apps exist is the deployment's apps file (the description says the server checks
+        # it, and tests/test_apps_*.py check the 422): the fuzzer names the one this app serves.
+        case.body = _served_apps_only(case.body)
     if isinstance(case.body, dict) and isinstance(case.body.get("quiet_hours"), dict):
         # Quiet hours need the device's zone, sent with them or stored before (a documented
         # 422 that depends on the stored device, which a schema cannot say): one is sent.

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
+from sqlalchemy.exc import IntegrityError
 
 from notifier.core import migrate
 from notifier.core.db import make_engine
@@ -32,4 +36,38 @@ def test_audience_paging_is_served_by_the_subscription_key(db_url: str) -> None:
     engine = make_engine(db_url)
     pk = inspect(engine).get_pk_constraint("subscriptions")
     assert pk["constrained_columns"] == ["topic_id", "device_id"]
+    engine.dispose()
+
+
+def test_0004_moves_existing_devices_to_the_default_app_and_scopes_tokens_to_apps(
+    db_url: str,
+) -> None:
+    engine = make_engine(db_url)
+    migrate.downgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO devices (token, platform, state, created_at, last_seen_at) "
+                "VALUES ('tok-existing-1', 'android', 'active', :now, :now)"
+            ),
+            {"now": datetime.now(UTC)},
+        )
+    migrate.upgrade(engine)
+    insert = text(
+        "INSERT INTO devices (app, token, platform, state, created_at, last_seen_at) "
+        "VALUES (:app, 'tok-existing-1', 'ios', 'active', :now, :now)"
+    )
+    with engine.begin() as conn:
+        assert conn.scalar(text("SELECT app FROM devices")) == "default"
+        # The same token in another app is another device...
+        conn.execute(insert, {"app": "fr", "now": datetime.now(UTC)})
+    # ... but not twice in one app.
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(insert, {"app": "fr", "now": datetime.now(UTC)})
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM devices WHERE app = 'fr'"))
+    migrate.downgrade(engine, "0003")
+    with engine.begin() as conn:
+        assert conn.scalar(text("SELECT token FROM devices")) == "tok-existing-1"
+    migrate.upgrade(engine)
     engine.dispose()

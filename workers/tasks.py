@@ -20,13 +20,20 @@ from notifier.core.outbox import MAX_COUNTDOWN
 from notifier.core.vocabulary import TriggerKind
 from notifier.pipeline import planner, sweeper
 from notifier.pipeline import send as delivery
-from notifier.pipeline.quota import LocalTokenBucket, RedisTokenBucket, SendLimiter
+from notifier.pipeline.quota import (
+    LocalTokenBucket,
+    PerAppLimiters,
+    RedisTokenBucket,
+    SendLimiter,
+    quota_key,
+)
 from notifier.pipeline.routing import TaskName
 from notifier.runtime import Runtime
 from workers.celery_app import app
 from workers.publish import CeleryPublisher
 
 if TYPE_CHECKING:
+    from notifier.core.settings import Settings
     from notifier.fcm.sender import ServiceAccountWriter
 
 log = logging.getLogger(__name__)
@@ -53,8 +60,9 @@ class _Process:
 
     pid: int | None = None
     runtime: Runtime
+    # The apps' senders (notifier.fcm.sender.FcmSenders) and quota buckets, one per app.
     sender: Any = None
-    limiter: SendLimiter
+    limiter: PerAppLimiters
     # Given by `notifier worker` when no FCM credentials are configured (see use_emulator_account).
     emulator_account: ServiceAccountWriter | None = None
 
@@ -75,7 +83,8 @@ class _Process:
                 publisher_factory=lambda _settings: CeleryPublisher(app),
             )
             cls.sender = None
-            cls.limiter = _make_limiter(cls.runtime)
+            runtime = cls.runtime
+            cls.limiter = PerAppLimiters(lambda app_id: _make_limiter(runtime, app_id))
             cls.pid = os.getpid()
 
     @classmethod
@@ -86,11 +95,9 @@ class _Process:
     @classmethod
     def _sender(cls) -> Any:
         if cls.sender is None:
-            from notifier.fcm.sender import FcmSender
+            from notifier.fcm.sender import FcmSenders
 
-            cls.sender = FcmSender.from_settings(
-                cls.runtime.settings, emulator_account=cls.emulator_account
-            )
+            cls.sender = FcmSenders(cls.runtime.settings, emulator_account=cls.emulator_account)
         return cls.sender
 
 
@@ -103,8 +110,17 @@ def use_emulator_account(writer: ServiceAccountWriter) -> None:
     _Process.emulator_account = writer
 
 
-def _make_limiter(runtime: Runtime) -> SendLimiter:
+def _bucket_of(settings: Settings, app_id: str) -> str:
+    """The app whose quota a batch of ``app_id`` spends (``default`` may stand for another)."""
+    app = settings.apps.sending(app_id)
+    return app.id if app is not None else app_id
+
+
+def _make_limiter(runtime: Runtime, app_id: str) -> SendLimiter:
+    """The quota bucket of ``app_id``, sized by the app's own ``quota_per_minute``."""
     settings = runtime.settings
+    app = settings.apps.sending(app_id)
+    per_minute = app.quota_per_minute if app is not None else settings.fcm_quota_per_minute
     if settings.redis_url:
         import redis
 
@@ -112,11 +128,9 @@ def _make_limiter(runtime: Runtime) -> SendLimiter:
             settings.redis_url, socket_timeout=5, socket_connect_timeout=5
         )
         return RedisTokenBucket(
-            client,
-            settings.fcm_quota_per_minute,
-            key=f"{settings.redis_key_prefix}notifier:fcm-quota",
+            client, per_minute, key=quota_key(settings.redis_key_prefix, app_id)
         )
-    return LocalTokenBucket(settings.fcm_quota_per_minute)
+    return LocalTokenBucket(per_minute)
 
 
 @worker_ready.connect
@@ -183,11 +197,15 @@ def send_batch(batch_id: int) -> dict[str, Any]:
     bind(batch_id=str(batch_id))
     proc = _Process.get()
     settings = proc.runtime.settings
+    senders, default_app = proc.fcm(), settings.apps.default.id
     result = delivery.send_batch(
         proc.runtime.sessions,
         batch_id,
-        sender=proc.fcm(),
-        limiter=proc.limiter,
+        sender=senders.for_app(default_app),
+        limiter=proc.limiter.for_app(default_app),
+        # Each batch is of one app: its own credentials, connection pool and quota bucket.
+        sender_for=senders.for_app,
+        limiter_for=lambda app_id: proc.limiter.for_app(_bucket_of(settings, app_id)),
         lease_seconds=settings.lease_seconds,
         max_attempts=settings.max_send_attempts,
         public_url=settings.public_url,

@@ -75,6 +75,8 @@ class ArticleAlertChanges:
     locale: str | None = None
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     locales: tuple[str, ...] | None = None
+    # Apps the alert is restricted to (checked by the caller); None: every app.
+    apps: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +133,7 @@ def alert_from_article(
         locale=changes.locale,
         translations=dict(changes.translations),
         locales=changes.locales,
+        apps=changes.apps,
         article_id=article.id,
         source="editor",
         created_by=requester.created_by,

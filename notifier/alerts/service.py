@@ -67,6 +67,9 @@ class AlertDraft:
     translations: dict[str, dict[str, str]] = field(default_factory=dict)
     # Languages the audience is restricted to (an edition's alert); None: every reader.
     locales: tuple[str, ...] | None = None
+    # Apps (notifier/core/apps.py) the audience is restricted to, checked by the caller; None:
+    # every app.
+    apps: tuple[str, ...] | None = None
 
 
 def new_alert_id() -> str:
@@ -100,6 +103,7 @@ def create_alert(
         locale=draft.locale or default_locale,
         translations={tag: dict(text) for tag, text in draft.translations.items()},
         locales=sorted({tag.lower() for tag in draft.locales}) if draft.locales else None,
+        apps=sorted(set(draft.apps)) if draft.apps else None,
         suppressed=0,
         suppressed_quiet_hours=0,
         suppressed_daily_cap=0,
@@ -251,6 +255,7 @@ def alert_view(alert: Alert) -> dict[str, object]:
         "locale": alert.locale,
         "translations": alert.translations or {},
         "locales": alert.locales,
+        "apps": alert.apps,
         "source": alert.source,
         "article_id": alert.article_id,
         "hold_seconds": alert.hold_seconds,
@@ -322,6 +327,36 @@ def by_locale(session: Session, alert_id: str, default_locale: str) -> dict[str,
         if status == DeliveryStatus.SENT:
             counts["silent"] += int(silent or 0)
     return dict(sorted(languages.items(), key=lambda item: (-item[1]["audience"], item[0])))
+
+
+def by_app(session: Session, alert_id: str) -> dict[str, dict[str, int]]:
+    """An alert's outcomes per app: one GROUP BY over its deliveries and their batches.
+
+    Every batch is of one app, so the batch says the app even of a device deleted since. Each
+    app has every delivery status (zeros included), ``silent`` and ``audience``, adding up as the
+    alert's own counts do.
+    """
+    rows = session.execute(
+        select(
+            Batch.app,
+            Delivery.status,
+            func.count(),
+            func.sum(case((Delivery.silent, 1), else_=0)),
+        )
+        .join(Batch, Batch.id == Delivery.batch_id)
+        .where(Delivery.alert_id == alert_id)
+        .group_by(Batch.app, Delivery.status)
+    ).all()
+    apps: dict[str, dict[str, int]] = {}
+    for app, status, number, silent in rows:
+        counts = apps.setdefault(
+            app, {**{s.value: 0 for s in DeliveryStatus}, "silent": 0, "audience": 0}
+        )
+        counts[str(status)] += number
+        counts["audience"] += number
+        if status == DeliveryStatus.SENT:
+            counts["silent"] += int(silent or 0)
+    return dict(sorted(apps.items()))
 
 
 def to_push_alert(alert: Alert, public_url: str | None = None) -> PushAlert:

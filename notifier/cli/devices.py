@@ -88,6 +88,8 @@ def import_command(file: IO[bytes], batch_size: int, rejects: TextIO | None) -> 
                 batch_size=batch_size,
                 on_progress=bar.update,
                 on_reject=record,
+                apps=runtime.settings.apps.ids,
+                default_app=runtime.settings.apps.default.id,
             )
         finally:
             runtime.close()

@@ -22,18 +22,24 @@ def alembic_config(engine: Engine) -> Config:
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Apply migrations up to ``revision`` in one connection."""
+    """Apply migrations up to ``revision`` in one connection, one transaction per migration.
+
+    Alembic opens the transactions itself (not ``engine.begin()``), so a migration may step out
+    of them for what PostgreSQL cannot do inside one (``CREATE INDEX CONCURRENTLY``, 0004).
+    """
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+        connection.commit()
 
 
 def downgrade(engine: Engine, revision: str) -> None:
     config = alembic_config(engine)
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         config.attributes["connection"] = connection
         command.downgrade(config, revision)
+        connection.commit()
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -121,7 +121,10 @@ class Device(Base):
     __tablename__ = "devices"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    token: Mapped[str] = mapped_column(String(1024), unique=True)
+    # The app (Firebase project, notifier/core/apps.py) the token was issued by; a token is
+    # unique within its app. A server default too: bulk import inserts with SQL of its own.
+    app: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
+    token: Mapped[str] = mapped_column(String(1024))
     platform: Mapped[Platform] = mapped_column(EnumText(Platform, 16))
     locale: Mapped[str | None] = mapped_column(String(35))
     timezone: Mapped[str | None] = mapped_column(String(64))
@@ -141,6 +144,8 @@ class Device(Base):
     max_per_day: Mapped[int | None] = mapped_column(Integer)
     # A server default too: bulk import inserts devices with SQL of its own.
     urgent_overrides: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+
+    __table_args__ = (UniqueConstraint("app", "token", name="uq_devices_app_token"),)
 
 
 class DeviceSend(Base):
@@ -239,6 +244,8 @@ class Alert(Base):
     translations: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON, default=dict)
     # Languages the audience is restricted to (an edition's alert); None: every reader.
     locales: Mapped[list[str] | None] = mapped_column(JSON)
+    # Apps the audience is restricted to (notifier/core/apps.py); None: every app.
+    apps: Mapped[list[str] | None] = mapped_column(JSON)
     status: Mapped[AlertStatus] = mapped_column(
         EnumText(AlertStatus, 16), default=AlertStatus.SCHEDULED, index=True
     )
@@ -290,6 +297,8 @@ class Batch(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id", ondelete="CASCADE"))
     seq: Mapped[int] = mapped_column(Integer)
+    # Every device of a batch is of this app: it is sent with this app's credentials and quota.
+    app: Mapped[str] = mapped_column(String(64), default="default", server_default="default")
     first_device_id: Mapped[int] = mapped_column(BigId)
     last_device_id: Mapped[int] = mapped_column(BigId)
     size: Mapped[int] = mapped_column(Integer)

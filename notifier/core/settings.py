@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from notifier.core.apps import Apps, AppsFileError, load_apps_file, single_app
 from notifier.core.patterns import LOCALE_PATTERN
 
 ENV_PREFIX = "NOTIFIER_"
@@ -84,6 +85,9 @@ class Settings(BaseSettings):
     fcm_endpoint: str | None = None
     fcm_project_id: str = "notifier-local"
     fcm_quota_per_minute: int = Field(default=600_000, ge=1)
+    # Several apps (Firebase projects) in one deployment: see notifier/core/apps.py. Without it,
+    # one app ``default`` from the three fcm_* settings above.
+    apps_file: Path | None = None
 
     webhook_secrets: Annotated[list[str], NoDecode] = Field(default_factory=list)
     webhook_tolerance_seconds: int = Field(default=300, ge=1, le=3600)
@@ -170,6 +174,16 @@ class Settings(BaseSettings):
             raise ValueError("must be a URL like scheme://...")
         return value
 
+    @field_validator("apps_file")
+    @classmethod
+    def _apps_file(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                load_apps_file(value)
+            except AppsFileError as exc:
+                raise ValueError(str(exc)) from None
+        return value
+
     @model_validator(mode="after")
     def _credentials_exist(self) -> Settings:
         if self.fcm_credentials is not None and not self.fcm_credentials.is_file():
@@ -199,11 +213,22 @@ class Settings(BaseSettings):
         return (self.data_dir / "broker").resolve()
 
     @cached_property
+    def apps(self) -> Apps:
+        """The apps served: those of ``NOTIFIER_APPS_FILE``, else the one ``default`` app."""
+        if self.apps_file is not None:
+            return load_apps_file(self.apps_file)  # checked when the settings were validated
+        return single_app(
+            project_id=self.fcm_project_id,
+            credentials=self.fcm_credentials,
+            quota_per_minute=self.fcm_quota_per_minute,
+        )
+
+    @cached_property
     def effective_fcm_endpoint(self) -> str | None:
         """Where firebase-admin sends: the emulator unless real credentials are configured."""
         if self.fcm_endpoint:
             return self.fcm_endpoint.rstrip("/")
-        if self.fcm_credentials is None:
+        if self.fcm_credentials is None and self.apps_file is None:
             return f"http://127.0.0.1:{self.emulator_port}"
         return None
 

@@ -25,7 +25,7 @@ from notifier.emulator.errors import (
     rpc_error_response,
 )
 from notifier.emulator.oauth import AccessTokenChecker, token_endpoint
-from notifier.emulator.quota import parse_quota_body
+from notifier.emulator.quota import parse_project_quota_body
 from notifier.emulator.state import DEFAULT_CAPACITY, STATE_KEY, EmulatorState, Faults
 from notifier.emulator.validation import parse_send_request
 from notifier.emulator.webpush import STAND_IN_KEY, add_stand_in
@@ -74,13 +74,13 @@ async def send_message(request: web.Request) -> web.Response:
     faults = state.faults
     if faults.latency_ms:
         await asyncio.sleep(faults.latency_ms / 1000)
-    if not app[_CHECKER].is_valid(request.headers.get("Authorization")):
-        state.stats["UNAUTHENTICATED"] += 1
-        return rpc_error_response(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
     project = request.match_info["project"]
+    if not app[_CHECKER].is_valid(request.headers.get("Authorization"), revoked=state.revoked_tags):
+        state.count(project, "UNAUTHENTICATED")
+        return rpc_error_response(401, "UNAUTHENTICATED", UNAUTHENTICATED_MESSAGE)
     expected = app[_PROJECT]
     if expected and project != expected:
-        state.stats["PERMISSION_DENIED"] += 1
+        state.count(project, "PERMISSION_DENIED")
         return rpc_error_response(
             403,
             "PERMISSION_DENIED",
@@ -89,7 +89,7 @@ async def send_message(request: web.Request) -> web.Response:
         )
     injected = faults.pick()
     if injected is not None:
-        state.stats[injected] += 1
+        state.count(project, injected)
         retry_after = faults.retry_after_seconds
         if injected == "QUOTA_EXCEEDED" and retry_after is None:
             retry_after = _DEFAULT_QUOTA_RETRY_AFTER
@@ -98,24 +98,24 @@ async def send_message(request: web.Request) -> web.Response:
     # is read: FCM counts every send it looks at against the quota, 4xx answers included.
     quota_retry_after = state.quota.admit(project)
     if quota_retry_after is not None:
-        state.stats["QUOTA_EXCEEDED"] += 1
+        state.count(project, "QUOTA_EXCEEDED")
         return fcm_error_response(_FAULT_PROBLEMS["QUOTA_EXCEEDED"], quota_retry_after)
 
     parsed = parse_send_request(await request.read())
     if isinstance(parsed, FcmProblem):
-        state.stats[parsed.fcm_code] += 1
+        state.count(project, parsed.fcm_code)
         return fcm_error_response(parsed)
     if parsed.target_kind in ("token", "fid"):
         for prefix, problem in TOKEN_CONVENTIONS:
             if parsed.target.startswith(prefix):
-                state.stats[problem.fcm_code] += 1
+                state.count(project, problem.fcm_code)
                 return fcm_error_response(problem)
     if parsed.validate_only:
-        state.stats["validate_only"] += 1
+        state.count(project, "validate_only")
         return _json({"name": f"projects/{project}/messages/fake_message_id"})
     name = f"projects/{project}/messages/{_next_message_id()}"
     item = state.record(name, parsed.target_kind, parsed.target, parsed.platform, parsed.message)
-    state.stats["accepted"] += 1
+    state.count(project, "accepted")
     if parsed.target_kind == "token":
         app[STAND_IN_KEY].deliver(item)
     return _json({"name": name})
@@ -145,14 +145,45 @@ async def get_faults(request: web.Request) -> web.Response:
 
 
 async def set_quota(request: web.Request) -> web.Response:
-    """``POST /emulator/quota {"per_minute": N|0|null}``: a new quota, every window emptied."""
+    """``POST /emulator/quota {"per_minute": N|0|null, "project"?: id}``.
+
+    Without ``project``: a new quota for every project, every window emptied. With it: that
+    project's own quota (each app its own Firebase project), the other projects untouched.
+    """
     try:
-        per_minute = parse_quota_body(await request.json())
+        per_minute, project = parse_project_quota_body(await request.json())
     except ValueError as exc:
         return _json({"error": str(exc)}, status=400)
     quota = request.app[STATE_KEY].quota
-    quota.reset(per_minute)
+    if project is None:
+        quota.reset(per_minute)
+    else:
+        quota.set_project(project, per_minute)
     return _json(quota.to_json())
+
+
+async def set_revoked(request: web.Request) -> web.Response:
+    """``POST /emulator/oauth/revoked {"accounts": [email, ...]}``: the fault of revoked
+    credentials. Those service accounts get ``invalid_grant`` from the token endpoint, and the
+    access tokens already issued to them are refused (401), as after a key is deleted in the
+    Cloud console; ``[]`` restores them all.
+    """
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    accounts = (
+        body.get("accounts") if isinstance(body, dict) and set(body) == {"accounts"} else None
+    )
+    if not isinstance(accounts, list) or not all(isinstance(a, str) and a for a in accounts):
+        return _json({"error": 'expected {"accounts": [service account email, ...]}'}, 400)
+    state = request.app[STATE_KEY]
+    state.revoke(accounts)
+    return _json({"accounts": sorted(state.revoked_accounts)})
+
+
+async def get_revoked(request: web.Request) -> web.Response:
+    return _json({"accounts": sorted(request.app[STATE_KEY].revoked_accounts)})
 
 
 async def get_quota(request: web.Request) -> web.Response:
@@ -264,6 +295,8 @@ def create_emulator_app(
     app.router.add_get("/emulator/faults", get_faults)
     app.router.add_post("/emulator/quota", set_quota)
     app.router.add_get("/emulator/quota", get_quota)
+    app.router.add_post("/emulator/oauth/revoked", set_revoked)
+    app.router.add_get("/emulator/oauth/revoked", get_revoked)
     app.router.add_get("/emulator/messages", list_messages)
     app.router.add_delete("/emulator/messages", clear_messages)
     app.router.add_post("/emulator/messages/search", search_messages)

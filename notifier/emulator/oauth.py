@@ -20,7 +20,7 @@ from urllib.parse import parse_qs
 
 from aiohttp import web
 
-from notifier.emulator.state import STATE_KEY
+from notifier.emulator.state import STATE_KEY, account_tag
 
 JWT_BEARER_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 TOKEN_LIFETIME_SECONDS = 3600
@@ -81,10 +81,10 @@ def _signature(body: str) -> str:
     return hmac.new(_SIGNING_KEY, body.encode(), hashlib.sha256).hexdigest()[:32]
 
 
-def issue_access_token(now: float | None = None) -> tuple[str, int]:
-    """A new opaque access token and its lifetime in seconds."""
+def issue_access_token(now: float | None = None, account: str = "") -> tuple[str, int]:
+    """A new opaque access token (for ``account``) and its lifetime in seconds."""
     expires = int((time.time() if now is None else now) + TOKEN_LIFETIME_SECONDS)
-    body = f"{expires}.{secrets.token_urlsafe(12)}"
+    body = f"{expires}.{secrets.token_urlsafe(12)}~{account_tag(account)}"
     return f"{_PREFIX}{body}.{_signature(body)}", TOKEN_LIFETIME_SECONDS
 
 
@@ -92,32 +92,41 @@ class AccessTokenChecker:
     """Verifies bearer tokens; remembers the ones it has verified so most checks are a lookup."""
 
     def __init__(self) -> None:
-        self._valid: dict[str, int] = {}
+        self._valid: dict[str, tuple[int, str]] = {}
 
-    def is_valid(self, authorization: str | None, now: float | None = None) -> bool:
+    def is_valid(
+        self,
+        authorization: str | None,
+        now: float | None = None,
+        revoked: frozenset[str] = frozenset(),
+    ) -> bool:
+        """Whether the bearer token is one of ours, unexpired, and not of a ``revoked`` account
+        (tags from :func:`account_tag`)."""
         if not authorization or not authorization.startswith("Bearer "):
             return False
         token = authorization[7:].strip()
         now = time.time() if now is None else now
-        expires = self._valid.get(token)
-        if expires is None:
-            expires = self._verify(token)
-            if expires is None:
+        known = self._valid.get(token)
+        if known is None:
+            known = self._verify(token)
+            if known is None:
                 return False
             if len(self._valid) >= _CACHE_LIMIT:
                 self._valid.clear()
-            self._valid[token] = expires
-        return expires > now
+            self._valid[token] = known
+        expires, tag = known
+        return expires > now and not (revoked and tag in revoked)
 
     @staticmethod
-    def _verify(token: str) -> int | None:
+    def _verify(token: str) -> tuple[int, str] | None:
         if not token.startswith(_PREFIX):
             return None
         body, _, signature = token[len(_PREFIX) :].rpartition(".")
-        expires, _, _nonce = body.partition(".")
+        expires, _, nonce = body.partition(".")
         if not expires.isdigit() or not hmac.compare_digest(signature, _signature(body)):
             return None
-        return int(expires)
+        # Tokens issued before accounts were tagged have no tag: never revoked.
+        return int(expires), nonce.partition("~")[2]
 
 
 def _oauth_error(error: str, description: str) -> web.Response:
@@ -132,11 +141,16 @@ async def token_endpoint(request: web.Request) -> web.Response:
     if grant_type != JWT_BEARER_GRANT:
         return _oauth_error("unsupported_grant_type", f"Invalid grant_type: {grant_type or ''}")
     try:
-        check_assertion(form.get("assertion", ""))
+        account = check_assertion(form.get("assertion", ""))
     except InvalidGrant as exc:
         return _oauth_error("invalid_grant", str(exc))
-    token, lifetime = issue_access_token()
-    request.app[STATE_KEY].stats["tokens_issued"] += 1
+    state = request.app[STATE_KEY]
+    if account in state.revoked_accounts:
+        # What Google answers once the service account's key was deleted or disabled.
+        state.stats["tokens_refused"] += 1
+        return _oauth_error("invalid_grant", "Invalid JWT Signature.")
+    token, lifetime = issue_access_token(account=account)
+    state.stats["tokens_issued"] += 1
     return web.json_response(
         {"access_token": token, "expires_in": lifetime, "token_type": "Bearer"}
     )

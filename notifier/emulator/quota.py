@@ -42,6 +42,9 @@ class _ProjectWindow:
 class ProjectQuota:
     """Per-project rolling-window quota; ``per_minute`` None means no quota at all.
 
+    ``per_minute`` applies to every project; :meth:`set_project` gives one project a quota of
+    its own (several apps, each its own Firebase project with its own quota).
+
     ``clock`` returns seconds (monotonic); tests pass a fake one to move time by hand.
     """
 
@@ -50,12 +53,24 @@ class ProjectQuota:
     ) -> None:
         self._clock = clock
         self._windows: dict[str, _ProjectWindow] = {}
+        self._own: dict[str, int | None] = {}
         self.per_minute = per_minute or None
 
     def reset(self, per_minute: int | None) -> None:
-        """Set a new quota (None or 0: none) and forget every project's window and refusals."""
+        """Set a new quota (None or 0: none) for every project and forget every project's
+        window, refusals and own quota."""
         self.per_minute = per_minute or None
         self._windows.clear()
+        self._own.clear()
+
+    def set_project(self, project: str, per_minute: int | None) -> None:
+        """Give ``project`` its own quota (None or 0: none) and forget its window and refusals;
+        the other projects are untouched."""
+        self._own[project] = per_minute or None
+        self._windows.pop(project, None)
+
+    def limit_of(self, project: str) -> int | None:
+        return self._own.get(project, self.per_minute)
 
     def admit(self, project: str) -> int | None:
         """Count one send for ``project``: None if admitted, else the Retry-After in seconds.
@@ -64,7 +79,7 @@ class ProjectQuota:
         for asking), and the Retry-After says when the oldest counted send leaves the window,
         that is when a slot frees: at least one second, as the header has whole seconds.
         """
-        limit = self.per_minute
+        limit = self.limit_of(project)
         if limit is None:
             return None
         now_ms = int(self._clock() * 1000)
@@ -85,12 +100,21 @@ class ProjectQuota:
         return None
 
     def to_json(self) -> dict[str, Any]:
-        """``{"per_minute", "window_seconds", "projects": {id: {"in_window", "refused"}}}``."""
+        """``{"per_minute", "window_seconds", "projects": {id: {"in_window", "refused"}}}``; a
+        project with a quota of its own also shows it as ``per_minute``."""
         now_ms = int(self._clock() * 1000)
-        projects = {}
-        for project, window in self._windows.items():
-            window.expire(now_ms)
-            projects[project] = {"in_window": window.in_window, "refused": window.refused}
+        projects: dict[str, dict[str, int | None]] = {}
+        for project in sorted(set(self._own) | set(self._windows)):
+            window = self._windows.get(project)
+            if window is not None:
+                window.expire(now_ms)
+            entry: dict[str, int | None] = {
+                "in_window": window.in_window if window else 0,
+                "refused": window.refused if window else 0,
+            }
+            if project in self._own:
+                entry["per_minute"] = self._own[project]
+            projects[project] = entry
         return {
             "per_minute": self.per_minute,
             "window_seconds": WINDOW_MS // 1000,
@@ -103,9 +127,29 @@ def parse_quota_body(body: object) -> int | None:
 
     Raises ValueError (with a message for the client) for anything else.
     """
-    if not isinstance(body, dict) or set(body) != {"per_minute"}:
-        raise ValueError('expected {"per_minute": N}, N a non-negative integer or null')
-    value = body["per_minute"]
+    return parse_project_quota_body(body)[0]
+
+
+def parse_project_quota_body(body: object) -> tuple[int | None, str | None]:
+    """``{"per_minute": N | 0 | null, "project"?: id}`` -> (N or None, the project or None).
+
+    Without ``project`` the quota is every project's; with it, that project's own.
+    """
+    if (
+        not isinstance(body, dict)
+        or "per_minute" not in body
+        or not set(body) <= {"per_minute", "project"}
+    ):
+        raise ValueError(
+            'expected {"per_minute": N, "project"?: id}, N a non-negative integer or null'
+        )
+    project = body.get("project")
+    if project is not None and (not isinstance(project, str) or not project):
+        raise ValueError("project must be a non-empty string")
+    return _per_minute(body["per_minute"]), project
+
+
+def _per_minute(value: object) -> int | None:
     if value is None:
         return None
     if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10**12:

@@ -6,6 +6,7 @@ benchmark pushing millions of messages through a long-running emulator cannot ex
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
 from collections import Counter, deque
@@ -18,6 +19,12 @@ from aiohttp import web
 from notifier.emulator.quota import ProjectQuota
 
 DEFAULT_CAPACITY = 100_000
+
+
+def account_tag(account: str) -> str:
+    """A short tag of a service account's email, carried in its access tokens so that revoking
+    the account (a fault) can refuse the tokens it already holds."""
+    return hashlib.sha256(account.encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,11 +113,29 @@ class EmulatorState:
     faults: Faults = field(default_factory=Faults)
     stats: Counter[str] = field(default_factory=Counter)
     quota: ProjectQuota = field(default_factory=ProjectQuota)
+    # Outcomes per project (several apps, each its own project), beside the totals in ``stats``.
+    project_stats: dict[str, Counter[str]] = field(default_factory=dict)
+    # Service accounts whose credentials were revoked (a fault), and their access-token tags.
+    revoked_accounts: frozenset[str] = frozenset()
+    revoked_tags: frozenset[str] = frozenset()
     _messages: deque[ReceivedMessage] = field(init=False)
     _seq: int = 0
 
     def __post_init__(self) -> None:
         self._messages = deque(maxlen=self.capacity)
+
+    def count(self, project: str, outcome: str) -> None:
+        """Count one ``messages:send`` outcome, in the totals and in the project's own."""
+        self.stats[outcome] += 1
+        counter = self.project_stats.get(project)
+        if counter is None:
+            counter = self.project_stats[project] = Counter()
+        counter[outcome] += 1
+
+    def revoke(self, accounts: list[str]) -> None:
+        """Revoke exactly these service accounts' credentials (an empty list restores all)."""
+        self.revoked_accounts = frozenset(accounts)
+        self.revoked_tags = frozenset(account_tag(a) for a in accounts)
 
     @property
     def last_seq(self) -> int:
@@ -164,6 +189,8 @@ class EmulatorState:
             "last_seq": self._seq,
             "faults": self.faults.to_json(),
             "quota": self.quota.to_json(),
+            "projects": {p: dict(c) for p, c in sorted(self.project_stats.items())},
+            "revoked_accounts": sorted(self.revoked_accounts),
         }
 
 

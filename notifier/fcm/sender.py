@@ -43,6 +43,7 @@ from notifier.fcm.types import (
 )
 
 if TYPE_CHECKING:
+    from notifier.core.apps import App
     from notifier.core.settings import Settings
 
 GOOGLE_FCM_ENDPOINT = "https://fcm.googleapis.com"
@@ -248,6 +249,28 @@ class FcmSender:
             project_id = credentials.Certificate(str(credentials_path)).project_id or project_id
         return cls(project_id=project_id, endpoint=endpoint, credentials_path=credentials_path)
 
+    @classmethod
+    def for_app(
+        cls,
+        app: App,
+        settings: Settings,
+        *,
+        emulator_account: ServiceAccountWriter | None = None,
+    ) -> FcmSender:
+        """The sender of one app of the apps file: its project, its service account.
+
+        The implicit ``default`` app (no apps file) is :meth:`from_settings`, unchanged.
+        """
+        if settings.apps_file is None:
+            return cls.from_settings(settings, emulator_account=emulator_account)
+        if app.credentials is None:  # pragma: no cover - the apps file requires credentials
+            raise ValueError(f"app {app.id!r} has no credentials")
+        return cls(
+            project_id=app.project_id,
+            endpoint=settings.effective_fcm_endpoint,
+            credentials_path=app.credentials,
+        )
+
     # -- public API ----------------------------------------------------------------------------
 
     def send_batch(
@@ -429,6 +452,91 @@ class FcmSender:
         )
 
 
+class UnknownAppSender:
+    """Stands in for an app the deployment no longer serves (removed from the apps file while
+    its batches waited): nothing can be sent with credentials that are gone, so each device
+    fails with reason ``unknown_app`` instead of retrying until the TTL."""
+
+    def send_batch(
+        self,
+        alert: PushAlert,
+        targets: Sequence[Target],
+        *,
+        latencies: list[float] | None = None,
+    ) -> list[Outcome]:
+        return [Fatal(t.device_id, "unknown_app") for t in targets]
+
+    def warm_up(self) -> None:
+        """Nothing to warm up."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+class FcmSenders:
+    """One :class:`FcmSender` per app, made on first use and kept for the process's life.
+
+    Each app has its own service account, OAuth token, connection pool and project URL, so one
+    app's revoked credentials or slow answers never hold up another's batches (they share only
+    the process's event loop, which waits on sockets, never on an app).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        emulator_account: ServiceAccountWriter | None = None,
+    ) -> None:
+        self._settings = settings
+        self._emulator_account = emulator_account
+        self._senders: dict[str, FcmSender | UnknownAppSender] = {}
+        self._lock = threading.Lock()
+
+    def for_app(self, app_id: str) -> FcmSender | UnknownAppSender:
+        """The sender of ``app_id`` (thread-safe; a sender is built once per app)."""
+        app = self._settings.apps.sending(app_id)
+        app_id = app.id if app is not None else app_id  # one sender per project, not per alias
+        with self._lock:
+            sender = self._senders.get(app_id)
+            if sender is None:
+                if app is None:
+                    sender = UnknownAppSender()
+                else:
+                    sender = FcmSender.for_app(
+                        app, self._settings, emulator_account=self._emulator_account
+                    )
+                self._senders[app_id] = sender
+            return sender
+
+    def warm_up(self) -> None:
+        """Warm the default app's sender now, the other apps' in a background thread.
+
+        Process start-up stays as short as with one app (Celery gives a pool process a few
+        seconds to come up), yet every app has its token before its first alert. A failure of
+        the default app is raised; the others' show on their first batch, which retries.
+        """
+        apps = self._settings.apps
+        others = [app_id for app_id in apps.ids if app_id != apps.default.id]
+        if others:
+            threading.Thread(
+                target=self._warm_quietly, args=(others,), name="fcm-warm-up", daemon=True
+            ).start()
+        self.for_app(apps.default.id).warm_up()
+
+    def _warm_quietly(self, app_ids: list[str]) -> None:
+        for app_id in app_ids:
+            try:
+                self.for_app(app_id).warm_up()
+            except Exception:  # noqa: S112 - a cold or refused app is retried by its batches
+                continue
+
+    def close(self) -> None:
+        with self._lock:
+            senders, self._senders = list(self._senders.values()), {}
+        for sender in senders:
+            sender.close()
+
+
 def _default_in_flight(endpoint: str, pool_size: int) -> int:
     """How many requests to keep in flight: the whole pool for a remote FCM, fewer on loopback.
 
@@ -494,6 +602,8 @@ __all__ = [
     "GOOGLE_FCM_ENDPOINT",
     "MAX_BATCH",
     "FcmSender",
+    "FcmSenders",
+    "UnknownAppSender",
     "build_message",
     "initialize_stock_app",
 ]

@@ -15,10 +15,11 @@ from notifier.core.db import transaction
 from notifier.core.vocabulary import Urgency
 from notifier.http import context, idempotency
 from notifier.http.alerts import EditorUrl, Translation
+from notifier.http.apps import apps_of
 from notifier.http.auth import current_principal, require_role
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
-from notifier.subscriptions.requests import Locale, Slug, Strict, not_blank, stored_text
+from notifier.subscriptions.requests import AppId, Locale, Slug, Strict, not_blank, stored_text
 from notifier.subscriptions.service import UnknownTopics
 
 bp = Blueprint("articles", __name__)
@@ -44,6 +45,7 @@ class ArticleAlertRequest(Strict):
     locale: Locale | None = None
     translations: Annotated[dict[Locale, Translation], Field(max_length=20)] | None = None
     locales: Annotated[list[Locale], Field(min_length=1, max_length=20)] | None = None
+    apps: Annotated[list[AppId], Field(min_length=1, max_length=50)] | None = None
 
     @field_validator("headline", "url", "topics", mode="before")
     @classmethod
@@ -73,6 +75,7 @@ class ArticleAlertRequest(Strict):
             locale=self.locale,
             translations={tag: text.as_stored() for tag, text in (self.translations or {}).items()},
             locales=tuple(self.locales) if self.locales else None,
+            apps=apps_of(self.apps),
         )
 
 

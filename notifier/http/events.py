@@ -21,7 +21,7 @@ from notifier.core.logs import bind
 from notifier.http import context
 from notifier.http.problems import Problem, validation_problem
 from notifier.http.requests import decode_json, read_body, require_utf8_charset
-from notifier.intake.events import IntakeResult, IntakeRules, ingest_event
+from notifier.intake.events import IntakeResult, IntakeRules, UnknownApps, ingest_event
 from notifier.intake.signatures import WebhookRejected, verify_webhook
 from notifier.runtime import Runtime
 
@@ -108,6 +108,7 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
         hold_seconds=settings.hold_seconds,
         ttl_seconds=settings.default_ttl_seconds,
         default_locale=settings.default_locale,
+        apps=settings.apps.ids,
     )
     try:
         with transaction(runtime.sessions) as session:
@@ -117,6 +118,8 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
             tally.flush(session)
     except ValidationError as exc:
         raise validation_problem(exc) from None
+    except UnknownApps as exc:
+        raise Problem(422, "Unknown app", str(exc), unknown_apps=exc.app_ids) from None
     except (DBAPIError, PoolTimeout) as exc:
         if isinstance(exc, DBAPIError) and not _database_unavailable(exc):
             raise

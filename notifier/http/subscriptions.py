@@ -9,6 +9,7 @@ from notifier.core.db import transaction
 from notifier.core.logs import bind, token_ref
 from notifier.core.models import Topic
 from notifier.http import context
+from notifier.http.apps import app_of
 from notifier.http.limits import limit_device_token
 from notifier.http.problems import Problem
 from notifier.http.requests import json_body
@@ -33,10 +34,12 @@ def subscribe() -> tuple[Response, int]:
     req = json_body(SubscribeRequest)
     bind(device=token_ref(req.token))
     limit_device_token(req.token)
+    app = app_of(req.app)
     try:
         with transaction(context.runtime().sessions) as session:
             profile, created = service.subscribe(
                 session,
+                app=app,
                 token=req.token,
                 platform=req.platform,
                 topics=req.topics,
@@ -53,9 +56,10 @@ def subscribe() -> tuple[Response, int]:
 def unsubscribe() -> tuple[str, int]:
     req = json_body(UnsubscribeRequest)
     limit_device_token(req.token)
+    app = app_of(req.app)
     try:
         with transaction(context.runtime().sessions) as session:
-            service.unsubscribe(session, token=req.token, topics=req.topics)
+            service.unsubscribe(session, token=req.token, topics=req.topics, app=app)
     except service.UnknownTopics as exc:
         raise _unknown_topics(exc) from None
     return "", 204
@@ -64,8 +68,9 @@ def unsubscribe() -> tuple[str, int]:
 @bp.post("/v1/subscriptions/lookup")
 def lookup() -> Response:
     req = json_body(LookupRequest)
+    app = app_of(req.app)
     with transaction(context.runtime().sessions) as session:
-        profile = service.lookup(session, req.token)
+        profile = service.lookup(session, req.token, app)
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for this token.")
     return jsonify(_profile_json(profile))
@@ -75,8 +80,11 @@ def lookup() -> Response:
 def rotate_token() -> Response:
     req = json_body(RotateTokenRequest)
     limit_device_token(req.old_token)
+    app = app_of(req.app)
     with transaction(context.runtime().sessions) as session:
-        profile = service.rotate_token(session, old_token=req.old_token, new_token=req.new_token)
+        profile = service.rotate_token(
+            session, old_token=req.old_token, new_token=req.new_token, app=app
+        )
     if profile is None:
         raise Problem(404, "Not Found", "No subscription for the old token.")
     return jsonify(_profile_json(profile))

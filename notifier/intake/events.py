@@ -38,10 +38,11 @@ from notifier.alerts.service import (
     cancel_alert,
     create_alert,
 )
+from notifier.core.apps import DEFAULT_APP
 from notifier.core.models import Alert, Article, WebhookEvent, utcnow
 from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
 from notifier.core.vocabulary import LIVE_ALERT_STATUSES, AlertStatus, Urgency
-from notifier.subscriptions.requests import WHITESPACE, not_blank, stored_text
+from notifier.subscriptions.requests import WHITESPACE, AppId, not_blank, stored_text
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +155,8 @@ class ArticleData(_Lenient):
     translations: Annotated[dict[Locale, ArticleTranslation], Field(max_length=20)] | None = None
     # Only readers of these languages (an edition's article); None: every reader.
     locales: Annotated[list[Locale], Field(min_length=1, max_length=20)] | None = None
+    # Only devices of these apps (notifier/core/apps.py); None: every app.
+    apps: Annotated[list[AppId], Field(min_length=1, max_length=50)] | None = None
 
 
 class ArticleRef(_Lenient):
@@ -210,6 +213,16 @@ class IntakeRules:
     hold_seconds: int
     ttl_seconds: int
     default_locale: str = "en"
+    # The ids of the apps an article may name in ``apps``.
+    apps: Collection[str] = (DEFAULT_APP,)
+
+
+class UnknownApps(ValueError):
+    """An article names apps the deployment does not serve (a 422, nothing recorded)."""
+
+    def __init__(self, app_ids: Collection[str]) -> None:
+        self.app_ids = sorted(set(app_ids))
+        super().__init__(f"unknown app(s): {', '.join(self.app_ids)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +260,9 @@ def ingest_event(
     Raises ``ValidationError`` for a body of the wrong shape, before touching the database.
     """
     event = parse_event(payload)
+    apps = event.data.apps if isinstance(event, ArticleChanged) else None
+    if apps and set(apps) - set(rules.apps):
+        raise UnknownApps(set(apps) - set(rules.apps))
     now = now or utcnow()
     try:
         with session.begin_nested():
@@ -344,6 +360,7 @@ def _create_alert(session: Session, data: ArticleData, rules: IntakeRules, now: 
         locale=data.locale,
         translations={tag: _translation(text) for tag, text in (data.translations or {}).items()},
         locales=tuple(data.locales) if data.locales else None,
+        apps=tuple(data.apps) if data.apps else None,
     )
     return create_alert(
         session,

@@ -32,6 +32,8 @@ HELP = {
     "notifier_rate_limit_wait_seconds_total": "Seconds senders waited for the shared FCM quota.",
     "notifier_fcm_request_seconds": "Latency of FCM send requests.",
     "notifier_delivery_latency_seconds": "From an event's arrival to FCM accepting a device.",
+    "notifier_app_sends_total": "Send attempts per app by FCM's answer (accepted, retry, ...).",
+    "notifier_app_quota_wait_seconds_total": "Seconds senders waited for an app's FCM quota.",
 }
 HISTOGRAMS = ("notifier_fcm_request_seconds", "notifier_delivery_latency_seconds")
 
@@ -112,8 +114,18 @@ def live_gauges(session: Session, broker: BrokerState, now: datetime) -> list[Me
     devices = GaugeMetricFamily(
         "notifier_devices", "Registered devices by state.", labels=["state"]
     )
-    for state, count in session.execute(select(Device.state, func.count()).group_by(Device.state)):
-        devices.add_metric([state], count)
+    app_devices = GaugeMetricFamily(
+        "notifier_app_devices", "Registered devices per app and state.", labels=["app", "state"]
+    )
+    # One scan for both gauges: per app and state, summed per state.
+    per_state: dict[str, int] = defaultdict(int)
+    for app, state, count in session.execute(
+        select(Device.app, Device.state, func.count()).group_by(Device.app, Device.state)
+    ):
+        app_devices.add_metric([app, state], count)
+        per_state[state] += count
+    for state_name, total in per_state.items():
+        devices.add_metric([state_name], total)
     opens = CounterMetricFamily(
         "notifier_alert_opens",
         "Notification opens recorded.",
@@ -124,7 +136,7 @@ def live_gauges(session: Session, broker: BrokerState, now: datetime) -> list[Me
         "1 when the broker answered this scrape.",
         value=0 if broker.error else 1,
     )
-    return [alerts, depth, age, pending, devices, opens, broker_up]
+    return [alerts, depth, age, pending, devices, app_devices, opens, broker_up]
 
 
 def render(session: Session, broker: BrokerState, now: datetime) -> bytes:

@@ -10,6 +10,11 @@ An edition's alert (``locales``) keeps only the page's devices whose language ma
 same statement that keeps only live devices: a filter on at most ``PAGE_SIZE`` rows found by
 primary key, so the page still costs the same. The other preferences (quiet hours, the daily
 cap, the text's language) are decided when a batch is sent, see ``notifier.pipeline.send``.
+
+Several apps: an alert restricted to some apps (``apps``) keeps only their devices, in the same
+filter. One keyset cursor still walks the device ids whatever the apps, and each page becomes one
+batch per app present in it, the batch carrying its app: a batch is sent with one app's
+credentials and quota, so an outage or a quota in one app never holds up another's devices.
 """
 
 from __future__ import annotations
@@ -111,13 +116,13 @@ def plan_slice(
             if step is None:
                 result.state = _final_state(session, alert_id)
                 return result
-            batch_id, size = step
+            batch_ids, size = step
             budget_spent = time.monotonic() - started > time_budget
             if budget_spent:
                 result.continuation_trigger = add_trigger(session, TriggerKind.PLAN, alert_id).id
-        if batch_id is not None:
-            result.batch_ids.append(batch_id)
-            result.devices += size
+        result.batch_ids.extend(batch_ids)
+        result.devices += size
+        for batch_id in batch_ids:
             if on_batch is not None:
                 on_batch(batch_id)
         if budget_spent:
@@ -158,10 +163,10 @@ MAX_EMPTY_PAGES = 8
 
 def _plan_page(
     session: Session, alert_id: str, now: datetime, default_locale: str = "en"
-) -> tuple[int | None, int] | None:
-    """Record one page as a batch; ``None`` when there is nothing (more) to plan.
+) -> tuple[list[int], int] | None:
+    """Record one page as batches, one per app in it; ``None`` when there is nothing (more).
 
-    ``(None, 0)``: pages were read and none of their devices is in the audience (the cursor moved
+    ``([], 0)``: pages were read and none of their devices is in the audience (the cursor moved
     on, nothing was recorded).
     """
     alert = get_alert(session, alert_id, for_update=True)
@@ -179,7 +184,9 @@ def _plan_page(
     audience_filter = [Device.state == DeviceState.ACTIVE]
     if alert.locales and not alert.test_only:
         audience_filter.append(speaks_any(list(alert.locales), default_locale))
-    active: list[int] = []
+    if alert.apps and not alert.test_only:
+        audience_filter.append(Device.app.in_(list(alert.apps)))
+    active: list[tuple[int, str]] = []
     for _ in range(MAX_EMPTY_PAGES):  # a page of only dead (or other editions') devices is skipped
         if alert.test_only:
             device_ids = _test_audience(session, alert, alert.plan_cursor)
@@ -189,25 +196,42 @@ def _plan_page(
             alert.planned_at = now
             finish_if_complete(session, alert, now)
             return None
-        active = list(
-            session.scalars(
-                select(Device.id)
+        active = [
+            (device_id, app)
+            for device_id, app in session.execute(
+                select(Device.id, Device.app)
                 .where(Device.id.in_(device_ids), *audience_filter)
                 .order_by(Device.id)
             )
-        )
+        ]
         alert.plan_cursor = device_ids[-1]
         if active:
             break
     else:
-        return None, 0
-    seq = (session.scalar(select(func.max(Batch.seq)).where(Batch.alert_id == alert.id)) or 0) + 1
+        return [], 0
+    by_app: dict[str, list[int]] = {}
+    for device_id, app in active:
+        by_app.setdefault(app, []).append(device_id)
+    seq = session.scalar(select(func.max(Batch.seq)).where(Batch.alert_id == alert.id)) or 0
+    batch_ids = []
+    for app, ids in sorted(by_app.items()):
+        seq += 1
+        batch_ids.append(_record_batch(session, alert, app, seq, ids, now))
+    alert.audience += len(active)
+    return batch_ids, len(active)
+
+
+def _record_batch(
+    session: Session, alert: Alert, app: str, seq: int, device_ids: list[int], now: datetime
+) -> int:
+    """One batch of ``app``'s devices ``device_ids`` (ascending) and their pending deliveries."""
     batch = Batch(
         alert_id=alert.id,
         seq=seq,
-        first_device_id=active[0],
-        last_device_id=active[-1],
-        size=len(active),
+        app=app,
+        first_device_id=device_ids[0],
+        last_device_id=device_ids[-1],
+        size=len(device_ids),
         status=BatchStatus.PENDING,
         created_at=now,
         enqueued_at=now,
@@ -225,11 +249,10 @@ def _plan_page(
                 "attempts": 0,
                 "updated_at": now,
             }
-            for device_id in active
+            for device_id in device_ids
         ],
     )
-    alert.audience += len(active)
-    return batch.id, len(active)
+    return batch.id
 
 
 def _test_audience(session: Session, alert: Alert, after: int) -> list[int]:

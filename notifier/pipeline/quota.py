@@ -103,6 +103,33 @@ class RedisTokenBucket:
         return wait_ms / 1000
 
 
+def quota_key(prefix: str, app_id: str) -> str:
+    """The Redis key of one app's bucket. The ``default`` app keeps the key used before apps
+    existed, so workers of the previous release and this one share one bucket while deploying."""
+    base = f"{prefix}notifier:fcm-quota"
+    return base if app_id == "default" else f"{base}:{app_id}"
+
+
+class PerAppLimiters:
+    """One bucket per app (each Firebase project has its own quota), made on first use.
+
+    ``make`` builds the bucket of an app id (with its ``quota_per_minute``); waiting for one
+    app's tokens never delays a batch of another app, whose bucket is separate.
+    """
+
+    def __init__(self, make: Callable[[str], SendLimiter]) -> None:
+        self._make = make
+        self._limiters: dict[str, SendLimiter] = {}
+        self._lock = threading.Lock()
+
+    def for_app(self, app_id: str) -> SendLimiter:
+        with self._lock:
+            limiter = self._limiters.get(app_id)
+            if limiter is None:
+                limiter = self._limiters[app_id] = self._make(app_id)
+            return limiter
+
+
 class LocalTokenBucket:
     """The same bucket in process memory, for embedded mode (one machine, no Redis).
 

@@ -77,12 +77,16 @@ def send_batch(
     clock: Callable[[], datetime] = utcnow,
     default_locale: str = "en",
     default_max_per_day: int | None = None,
+    sender_for: Callable[[str], Sender] | None = None,
+    limiter_for: Callable[[str], SendLimiter] | None = None,
 ) -> BatchResult:
     """Send batch ``batch_id`` once: lease it, send its pending devices, record the outcomes.
 
     ``clock`` gives the current UTC time (leases, retry times, the TTL and quiet hours are judged
     by it); tests pass a controllable one. ``default_locale`` is the language of a device that
-    reports none, ``default_max_per_day`` the cap of a reader who chose none.
+    reports none, ``default_max_per_day`` the cap of a reader who chose none. With several apps,
+    ``sender_for`` and ``limiter_for`` give the batch's app its own sender (credentials, OAuth
+    token, connection pool) and quota bucket, in place of ``sender`` and ``limiter``.
     """
     owner = str(uuid.uuid4())
     leased = _lease(
@@ -97,7 +101,11 @@ def send_batch(
     )
     if isinstance(leased, BatchResult):
         return leased
-    push_alert, targets, verdicts = leased
+    push_alert, targets, verdicts, app = leased
+    if sender_for is not None:
+        sender = sender_for(app)
+    if limiter_for is not None:
+        limiter = limiter_for(app)
     tally = Tally()
     outcomes: list[Outcome] = []
     latencies: list[float] = []
@@ -107,7 +115,11 @@ def send_batch(
         if waited > 0:
             tally.add("notifier_rate_limit_waits_total")
             tally.add("notifier_rate_limit_wait_seconds_total", waited)
+            tally.add("notifier_app_quota_wait_seconds_total", waited, app=app)
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
+    for outcome in outcomes:
+        # Per app, what FCM answered each attempt: one app's outage or quota shows on its own.
+        tally.add("notifier_app_sends_total", app=app, outcome=outcome.kind)
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
     return record_outcomes(
         sessions,
@@ -131,7 +143,7 @@ def _lease(
     *,
     default_locale: str,
     default_max_per_day: int | None,
-) -> BatchResult | tuple[PushAlert, list[Target], Verdicts]:
+) -> BatchResult | tuple[PushAlert, list[Target], Verdicts, str]:
     """Take the batch's lease and read its pending devices, or say why this run must not send.
 
     Devices pruned or forgotten since planning are recorded here, in a transaction of their own
@@ -179,6 +191,7 @@ def _lease(
             batch.status, batch.lease_owner = BatchStatus.SENDING, owner
             batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
             batch.attempts += 1
+            app = batch.app
             push_alert = to_push_alert(alert, public_url)
             alert_locale = alert.locale or default_locale
             translations = dict(alert.translations or {})
@@ -220,7 +233,7 @@ def _lease(
         for r in live
         if r.device_id not in held_back
     ]
-    return push_alert, targets, verdicts
+    return push_alert, targets, verdicts, app
 
 
 def _texts(

@@ -1,7 +1,7 @@
 """Bulk import of devices and their topics from JSON lines, as a newsroom leaving another provider.
 
 Each line has the shape ``POST /v1/subscriptions`` accepts (``{"token", "platform", "topics",
-"locale"?, "timezone"?}``) and is validated by the same annotations, so a device that can be
+"locale"?, "timezone"?, "app"?}``) and is validated by the same annotations, so a device that can be
 imported could also have subscribed itself, and vice versa.
 
 The import is built for millions of lines:
@@ -31,6 +31,9 @@ Rules a migrating newsroom can rely on:
 - ``last_seen_at`` of a known device is left alone: an import line is not a sighting of the device,
   and the retention sweep must keep judging real activity. New devices start their clock now.
 - Rejection reasons never contain a token: registration tokens are bearer secrets.
+- ``app`` names the app (Firebase project) that issued the token, the default app when omitted;
+  a line naming an app the deployment does not serve is rejected. A token is a device of its app:
+  the same token on lines of two apps is two devices.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from sqlalchemy import Connection, Engine, Table, bindparam, func, select, text,
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from notifier.core.apps import DEFAULT_APP
 from notifier.core.models import Device, Subscription, utcnow
 from notifier.core.vocabulary import DeviceState
 from notifier.subscriptions.requests import SubscribeRequest
@@ -128,7 +132,8 @@ class _BatchResult:
     subscriptions_added: int
 
 
-_Batch = dict[str, _PendingDevice]
+# Keyed by (app, token): a token is unique within its app.
+_Batch = dict[tuple[str, str], _PendingDevice]
 
 
 def import_devices(
@@ -138,12 +143,15 @@ def import_devices(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_progress: Callable[[int], None] | None = None,
     on_reject: Callable[[Rejection], None] | None = None,
+    apps: tuple[str, ...] = (DEFAULT_APP,),
+    default_app: str = DEFAULT_APP,
 ) -> ImportReport:
     """Import devices from JSON ``lines`` (raw bytes, as read from a file opened in binary mode).
 
     ``on_progress`` is called after each committed batch with the number of bytes it consumed, so
     a progress bar only ever shows work that is safely stored. ``on_reject`` is called for every
-    rejected line, in file order (the report keeps only the first ones).
+    rejected line, in file order (the report keeps only the first ones). ``apps`` are the ids of
+    the apps a line may name, ``default_app`` the one of a line that names none.
     """
     if batch_size < 1:
         raise ValueError("batch_size must be at least 1")
@@ -172,7 +180,7 @@ def import_devices(
             report.lines += 1
             consumed += len(raw)
             read += 1
-            outcome = parse_line(raw, report.lines, topics)
+            outcome = parse_line(raw, report.lines, topics, apps)
             if isinstance(outcome, Rejection):
                 report.rejected += 1
                 if len(report.rejections) < MAX_KEPT_REJECTIONS:
@@ -182,9 +190,10 @@ def import_devices(
             elif outcome is not None:
                 report.accepted += 1
                 line, topic_ids = outcome
-                pending = batch.get(line.token)
+                key = (line.app or default_app, line.token)
+                pending = batch.get(key)
                 if pending is None:
-                    batch[line.token] = _PendingDevice(
+                    batch[key] = _PendingDevice(
                         line.platform, line.locale, line.timezone, set(topic_ids)
                     )
                 else:
@@ -203,7 +212,7 @@ def active_topics_of(conn: Connection) -> dict[str, int]:
 
 
 def parse_line(
-    raw: bytes, line_no: int, topics: dict[str, int]
+    raw: bytes, line_no: int, topics: dict[str, int], apps: tuple[str, ...] = (DEFAULT_APP,)
 ) -> tuple[DeviceLine, list[int]] | Rejection | None:
     """Validate one line: the device and its topic ids, a rejection, or None for a blank line."""
     if line_no == 1 and raw.startswith(_BOM):
@@ -221,6 +230,8 @@ def parse_line(
     unknown = sorted({slug for slug in line.topics if slug not in topics})
     if unknown:
         return Rejection(line_no, f"unknown topic(s): {', '.join(unknown)}")
+    if line.app is not None and line.app not in apps:
+        return Rejection(line_no, f"unknown app {line.app!r}")
     return line, [topics[slug] for slug in line.topics]
 
 
@@ -246,6 +257,7 @@ def describe_errors(errors: list[ErrorDetails]) -> str:
 # conflict update. Rows are taken in token order so that concurrent writers lock in one order.
 _PG_STAGE = """
 CREATE TEMPORARY TABLE devices_import (
+    app text NOT NULL,
     token text NOT NULL,
     platform text NOT NULL,
     locale text,
@@ -253,23 +265,24 @@ CREATE TEMPORARY TABLE devices_import (
     topic_ids integer[] NOT NULL
 ) ON COMMIT DROP
 """
-_PG_COPY = "COPY devices_import (token, platform, locale, timezone, topic_ids) FROM STDIN"
+_PG_COPY = "COPY devices_import (app, token, platform, locale, timezone, topic_ids) FROM STDIN"
 _PG_UPSERT = """
 WITH upserted AS (
-    INSERT INTO devices AS d (token, platform, locale, timezone, state, created_at, last_seen_at)
-    SELECT token, platform, locale, timezone, 'active', :now, :now
-    FROM devices_import ORDER BY token
-    ON CONFLICT (token) DO UPDATE
+    INSERT INTO devices AS d
+        (app, token, platform, locale, timezone, state, created_at, last_seen_at)
+    SELECT app, token, platform, locale, timezone, 'active', :now, :now
+    FROM devices_import ORDER BY app, token
+    ON CONFLICT (app, token) DO UPDATE
         SET platform = EXCLUDED.platform,
             locale = COALESCE(EXCLUDED.locale, d.locale),
             timezone = COALESCE(EXCLUDED.timezone, d.timezone)
         WHERE d.state = 'active'
-    RETURNING d.id, d.token, (d.xmax = 0) AS created
+    RETURNING d.id, d.app, d.token, (d.xmax = 0) AS created
 ), added AS (
     INSERT INTO subscriptions (topic_id, device_id, created_at)
     SELECT t.topic_id, u.id, :now
     FROM upserted u
-    JOIN devices_import i ON i.token = u.token
+    JOIN devices_import i ON i.app = u.app AND i.token = u.token
     CROSS JOIN LATERAL unnest(i.topic_ids) AS t(topic_id)
     ON CONFLICT DO NOTHING
     RETURNING 1
@@ -285,10 +298,17 @@ def _write_postgresql(conn: Connection, batch: _Batch, now: datetime) -> _BatchR
     conn.exec_driver_sql(_PG_STAGE)
     driver: Any = conn.connection.driver_connection
     with driver.cursor() as cursor, cursor.copy(_PG_COPY) as copy:
-        copy.set_types(["text", "text", "text", "text", "int4[]"])
-        for token, device in batch.items():
+        copy.set_types(["text", "text", "text", "text", "text", "int4[]"])
+        for (app, token), device in batch.items():
             copy.write_row(
-                (token, device.platform, device.locale, device.timezone, sorted(device.topic_ids))
+                (
+                    app,
+                    token,
+                    device.platform,
+                    device.locale,
+                    device.timezone,
+                    sorted(device.topic_ids),
+                )
             )
     imported, updated, added = conn.execute(text(_PG_UPSERT), {"now": now}).one()
     return _BatchResult(imported, updated, len(batch) - imported - updated, added)
@@ -307,7 +327,8 @@ def _write_sqlite(conn: Connection, batch: _Batch, now: datetime) -> _BatchResul
             sqlite_insert(devices).on_conflict_do_nothing(),
             [
                 {
-                    "token": t,
+                    "app": t[0],
+                    "token": t[1],
                     "platform": batch[t].platform,
                     "locale": batch[t].locale,
                     "timezone": batch[t].timezone,
@@ -357,14 +378,19 @@ def _write_sqlite(conn: Connection, batch: _Batch, now: datetime) -> _BatchResul
     return _BatchResult(len(new), len(alive), len(tokens) - len(new) - len(alive), added)
 
 
-def _sqlite_known(conn: Connection, tokens: list[str]) -> dict[str, tuple[int, str]]:
+def _sqlite_known(
+    conn: Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[int, str]]:
+    """(app, token) -> (device id, state) of the known ones among ``keys``."""
     devices = _DEVICES
-    known: dict[str, tuple[int, str]] = {}
-    for start in range(0, len(tokens), _SQLITE_IN_CHUNK):
-        chunk = tokens[start : start + _SQLITE_IN_CHUNK]
-        query = select(devices.c.token, devices.c.id, devices.c.state).where(
+    wanted = set(keys)
+    known: dict[tuple[str, str], tuple[int, str]] = {}
+    for start in range(0, len(keys), _SQLITE_IN_CHUNK):
+        chunk = [token for _, token in keys[start : start + _SQLITE_IN_CHUNK]]
+        query = select(devices.c.app, devices.c.token, devices.c.id, devices.c.state).where(
             devices.c.token.in_(chunk)
         )
-        for token, device_id, state in conn.execute(query):
-            known[token] = (device_id, state)
+        for app, token, device_id, state in conn.execute(query):
+            if (app, token) in wanted:
+                known[(app, token)] = (device_id, state)
     return known

@@ -15,6 +15,7 @@ from pydantic import (
     model_validator,
 )
 
+from notifier.core.apps import APP_ID_PATTERN
 from notifier.core.patterns import LOCALE_MAX_LENGTH, LOCALE_PATTERN, TOPIC_SLUG_PATTERN
 from notifier.core.vocabulary import Platform
 
@@ -26,6 +27,8 @@ Token = Annotated[
     StringConstraints(strict=True, min_length=8, max_length=1024, pattern=r"^[A-Za-z0-9_:.\-]+$"),
 ]
 Slug = Annotated[str, StringConstraints(strict=True, pattern=TOPIC_SLUG_PATTERN)]
+# An app's id (notifier/core/apps.py); whether the deployment serves it is the view's check.
+AppId = Annotated[str, StringConstraints(strict=True, pattern=APP_ID_PATTERN)]
 Locale = Annotated[
     str,
     StringConstraints(strict=True, max_length=LOCALE_MAX_LENGTH, pattern=LOCALE_PATTERN),
@@ -98,6 +101,8 @@ PREFERENCE_FIELDS = ("locale", "timezone", "quiet_hours", "max_per_day", "urgent
 
 class SubscribeRequest(Strict):
     token: Token
+    # The app that issued the token; the deployment's default app when omitted.
+    app: AppId | None = None
     platform: PlatformName
     topics: Topics
     locale: Locale | None = None
@@ -123,13 +128,16 @@ class SubscribeRequest(Strict):
 
 class UnsubscribeRequest(Strict):
     token: Token
+    app: AppId | None = None
     topics: Topics | None = None
 
 
 class LookupRequest(Strict):
     token: Token
+    app: AppId | None = None
 
 
 class RotateTokenRequest(Strict):
     old_token: Token
     new_token: Token
+    app: AppId | None = None

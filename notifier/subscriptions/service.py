@@ -13,6 +13,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
+from notifier.core.apps import DEFAULT_APP
 from notifier.core.db import dialect_insert, insert_ignoring_conflicts
 from notifier.core.models import Device, Subscription, Topic, utcnow
 from notifier.core.vocabulary import DeviceState, QuietMode, ReachState
@@ -129,6 +130,7 @@ def subscribe(
     locale: str | None = None,
     timezone: str | None = None,
     preferences: Mapping[str, object] | None = None,
+    app: str = DEFAULT_APP,
 ) -> tuple[DeviceProfile, bool]:
     """Add ``topics`` to the device's subscriptions, creating the device if new.
 
@@ -140,6 +142,8 @@ def subscribe(
     cleared when ``None``; without it, a non-None ``locale`` or ``timezone`` is set (bulk
     import's and older callers' way). Raises :class:`QuietHoursNeedAZone` when the device would
     end up with quiet hours and no zone (the caller's transaction is then rolled back).
+    ``app`` is the app that issued the token (checked by the caller): a token is a device of
+    its app, and the same token string in another app is another device.
     """
     topic_ids = resolve_topics(session, topics)
     now = utcnow()
@@ -152,6 +156,7 @@ def subscribe(
     device_id = session.scalar(
         dialect_insert(session, Device)
         .values(
+            app=app,
             token=token,
             platform=platform,
             state=DeviceState.ACTIVE,
@@ -159,7 +164,7 @@ def subscribe(
             last_seen_at=now,
             **fresh,
         )
-        .on_conflict_do_nothing(index_elements=["token"])
+        .on_conflict_do_nothing(index_elements=["app", "token"])
         .returning(Device.id)
     )
     created = device_id is not None
@@ -173,7 +178,10 @@ def subscribe(
         }
         changes.update(columns)
         device_id = session.scalar(
-            update(Device).where(Device.token == token).values(**changes).returning(Device.id)
+            update(Device)
+            .where(Device.app == app, Device.token == token)
+            .values(**changes)
+            .returning(Device.id)
         )
     insert_ignoring_conflicts(
         session,
@@ -190,18 +198,21 @@ def subscribe(
     return profile(session, device), created
 
 
-def find_device(session: Session, token: str) -> Device | None:
-    return session.scalar(select(Device).where(Device.token == token))
+def find_device(session: Session, token: str, app: str = DEFAULT_APP) -> Device | None:
+    """The device of ``token`` in ``app``."""
+    return session.scalar(select(Device).where(Device.app == app, Device.token == token))
 
 
-def unsubscribe(session: Session, *, token: str, topics: list[str] | None) -> None:
+def unsubscribe(
+    session: Session, *, token: str, topics: list[str] | None, app: str = DEFAULT_APP
+) -> None:
     """Remove some topics, or forget the device entirely when ``topics`` is None.
 
     Forgetting deletes the token (it is personal data); unknown tokens are a silent no-op so the
     answer never reveals whether a token was registered.
     """
     topic_ids = resolve_topics(session, topics) if topics is not None else None
-    device = find_device(session, token)
+    device = find_device(session, token, app)
     if device is None:
         return
     if topic_ids is None:
@@ -214,23 +225,25 @@ def unsubscribe(session: Session, *, token: str, topics: list[str] | None) -> No
     )
 
 
-def lookup(session: Session, token: str) -> DeviceProfile | None:
-    device = find_device(session, token)
+def lookup(session: Session, token: str, app: str = DEFAULT_APP) -> DeviceProfile | None:
+    device = find_device(session, token, app)
     return None if device is None else profile(session, device)
 
 
-def rotate_token(session: Session, *, old_token: str, new_token: str) -> DeviceProfile | None:
-    """Move a rotated token's subscriptions to its new token.
+def rotate_token(
+    session: Session, *, old_token: str, new_token: str, app: str = DEFAULT_APP
+) -> DeviceProfile | None:
+    """Move a rotated token's subscriptions to its new token (both of ``app``).
 
     If the new token is already registered (the app subscribed it before reporting the rotation),
     the old device's topics are merged into it and the old device is removed.
     """
-    old = find_device(session, old_token)
+    old = find_device(session, old_token, app)
     if old is None:
         return None
     if old_token == new_token:
         return profile(session, old)
-    new = find_device(session, new_token)
+    new = find_device(session, new_token, app)
     now = utcnow()
     if new is None:
         old.token, old.last_seen_at = new_token, now

@@ -90,6 +90,7 @@ class Emulator:
         self._call("DELETE", "/emulator/messages")
         self._call("POST", "/emulator/faults", {})
         self._call("POST", "/emulator/quota", {"per_minute": None})
+        self._call("POST", "/emulator/oauth/revoked", {"accounts": []})
 
     def faults(self, **rates: float) -> None:
         self._call("POST", "/emulator/faults", rates)

@@ -28,6 +28,8 @@ def _run(connection: object) -> None:
         target_metadata=target_metadata,
         render_as_batch=True,  # SQLite needs table rebuilds for ALTERs
         compare_type=True,
+        # Each migration commits on its own, so one may use an autocommit block (0004).
+        transaction_per_migration=True,
     )
     with context.begin_transaction():
         context.run_migrations()

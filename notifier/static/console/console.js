@@ -2,8 +2,9 @@
 // recent articles (to send one as breaking), recent alerts with their delivery, and the alert
 // form with its previews. Refreshes itself every 2 s. Urgent alerts are marked in both lists;
 // a recent alert's "By language" opens its per-language counts (GET /v1/alerts/{id} by_locale,
-// fetched only while open, so the 2 s refresh stays two list calls otherwise). Each recent alert
-// shows its delivery percentiles (the list's `latency`) once FCM has accepted a device.
+// fetched only while open, so the 2 s refresh stays two list calls otherwise), and, in a
+// deployment of several apps, its per-app counts beside them (by_app, from the same call). Each
+// recent alert shows its delivery percentiles (the list's `latency`) once FCM has accepted a device.
 
 import { api, ApiError, describeError, serverNow } from "../common/api.js";
 import {
@@ -262,10 +263,49 @@ async function loadByLocale(row) {
         ),
       ),
     );
+    const apps = Object.entries(alert.by_app || {});
+    if (apps.length > 1) body.append(byAppTable(apps));
   } catch (error) {
     if (error instanceof ApiError && error.isAuth) signOut(describeError(error));
     else body.replaceChildren(h("p", { className: "message error" }, describeError(error)));
   }
+}
+
+/** One alert's counts per app (each its own Firebase project): one app's failures stand out. */
+function byAppTable(apps) {
+  const columns = LANGUAGE_COLUMNS.filter(
+    ([key]) => key === "sent" || apps.some(([, c]) => c[key] > 0),
+  );
+  return h(
+    "table",
+    { className: "by-app-table" },
+    h(
+      "thead",
+      {},
+      h(
+        "tr",
+        {},
+        h("th", { attrs: { scope: "col" } }, "App"),
+        h("th", { className: "num", attrs: { scope: "col" } }, "Devices"),
+        ...columns.map(([, label]) => h("th", { className: "num", attrs: { scope: "col" } }, label)),
+      ),
+    ),
+    h(
+      "tbody",
+      {},
+      ...apps.map(([app, c]) =>
+        h(
+          "tr",
+          { dataset: { app } },
+          h("th", { attrs: { scope: "row" } }, app),
+          h("td", { className: "num" }, count(c.audience)),
+          ...columns.map(([key]) =>
+            h("td", { className: "num", dataset: { count: key } }, count(c[key] || 0)),
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 function updateRecentRow(row, alert) {

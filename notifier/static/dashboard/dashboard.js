@@ -181,7 +181,10 @@ function updateRecentRow(row, alert) {
   badge.className = `badge ${alert.status}`;
   setText(badge, alert.status);
   const finished = (Date.now() - Date.parse(alert.finished_at)) / 1000;
-  setText(row.querySelector(".meta span:last-child"), `finished ${age(finished)} ago`);
+  // In a deployment of several apps: the audience per app ("en 3 · fr 2").
+  const apps = Object.entries(alert.audience_by_app || {});
+  const perApp = apps.length > 1 ? ` · ${apps.map(([app, n]) => `${app} ${count(n)}`).join(" · ")}` : "";
+  setText(row.querySelector(".meta span:last-child"), `finished ${age(finished)} ago${perApp}`);
   for (const key of ["audience", "sent", "failed", "pruned", "opens"]) {
     setText(row.querySelector(`.n-${key}`), count(alert[key]));
   }
