@@ -88,3 +88,67 @@ def insert_ignoring_conflicts(session: Session, table: Any, rows: list[dict[str,
     """INSERT rows, skipping any that collide with an existing key (both backends support it)."""
     if rows:
         session.execute(dialect_insert(session, table).on_conflict_do_nothing(), rows)
+
+
+class RoundTrips:
+    """Counts what an engine sends to its database while active (tests and benchmarks).
+
+    ``statements`` are the SQL statements executed (their first lines in ``log``);
+    ``round_trips`` adds what SQLAlchemy sends besides them: BEGIN (PostgreSQL's driver sends it
+    before a transaction's first statement), COMMIT or ROLLBACK, and connection pings. The counts
+    are deterministic for a given request, so a test can pin them down.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.log: list[str] = []
+        self.statements = 0
+        self.others = 0
+        self._ping: Any = None
+
+    def __enter__(self) -> RoundTrips:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        for name in ("begin", "commit", "rollback"):
+            event.listen(self.engine, name, getattr(self, f"_{name}"))
+        dialect = self.engine.dialect
+        self._ping = dialect.do_ping
+
+        def counted_ping(dbapi_connection: Any) -> bool:
+            self._other("ping")
+            return bool(self._ping(dbapi_connection))
+
+        dialect.do_ping = counted_ping  # type: ignore[method-assign]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+        for name in ("begin", "commit", "rollback"):
+            event.remove(self.engine, name, getattr(self, f"_{name}"))
+        self.engine.dialect.do_ping = self._ping  # type: ignore[method-assign]
+
+    @property
+    def round_trips(self) -> int:
+        return self.statements + self.others
+
+    def reset(self) -> None:
+        self.log.clear()
+        self.statements = self.others = 0
+
+    def _statement(self, _conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        self.statements += 1
+        self.log.append(" ".join(statement.split())[:120])
+
+    def _other(self, what: str) -> None:
+        self.others += 1
+        self.log.append(what.upper())
+
+    def _begin(self, _conn: Any) -> None:
+        # SQLite's BEGIN IMMEDIATE is a statement of its own (see _sqlite_begin), counted above.
+        if self.engine.dialect.name != "sqlite":
+            self._other("begin")
+
+    def _commit(self, _conn: Any) -> None:
+        self._other("commit")
+
+    def _rollback(self, _conn: Any) -> None:
+        self._other("rollback")
