@@ -523,6 +523,8 @@ def py_spy(server: Server, output: Path | None, seconds: int) -> Iterator[None]:
             str(server.proc.pid),
             "--subprocesses",
             "--nonblocking",
+            # Only the thread holding the GIL: Python's CPU, not threads waiting on sockets.
+            "--gil",
             "-d",
             str(seconds),
             "--format",
