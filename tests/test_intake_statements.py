@@ -93,12 +93,12 @@ def backend(runtime: Runtime) -> str:
 # (statements, round trips) per backend. SQLite's BEGIN IMMEDIATE is a statement of its own.
 # A subscribe: the device upsert (returning the topics it followed) and the new subscriptions;
 # the same subscribe again has no new subscription to insert.
-SUBSCRIBE_NEW = {"postgresql": (2, 5), "sqlite": (3, 4)}
-SUBSCRIBE_KNOWN = {"postgresql": (2, 5), "sqlite": (3, 4)}
-SUBSCRIBE_SAME = {"postgresql": (1, 4), "sqlite": (2, 3)}
-EVENT_NOT_BREAKING = {"postgresql": (7, 10), "sqlite": (8, 9)}
-EVENT_BREAKING = {"postgresql": (11, 19), "sqlite": (14, 17)}
-EVENT_REPLAYED = {"postgresql": (5, 8), "sqlite": (6, 7)}
+SUBSCRIBE_NEW = {"postgresql": (2, 4), "sqlite": (3, 4)}
+SUBSCRIBE_KNOWN = {"postgresql": (2, 4), "sqlite": (3, 4)}
+SUBSCRIBE_SAME = {"postgresql": (1, 3), "sqlite": (2, 3)}
+EVENT_NOT_BREAKING = {"postgresql": (7, 9), "sqlite": (8, 9)}
+EVENT_BREAKING = {"postgresql": (11, 17), "sqlite": (14, 17)}
+EVENT_REPLAYED = {"postgresql": (5, 7), "sqlite": (6, 7)}
 
 
 def test_subscribing_a_new_device(client: FlaskClient, runtime: Runtime, trips: RoundTrips) -> None:

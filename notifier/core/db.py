@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
@@ -17,8 +19,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine tuned for the backend.
 
     SQLite gets WAL (readers do not block the single writer), a busy timeout (the API, worker and
-    beat share one file) and enforced foreign keys. PostgreSQL gets a pre-ping so a restarted
-    server costs one failed checkout instead of a 500.
+    beat share one file) and enforced foreign keys. PostgreSQL gets a ping before handing out a
+    connection that sat idle in the pool (:func:`_ping_if_idle`), so a restarted server costs
+    one failed checkout instead of a 500.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -33,10 +36,45 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # "database is locked" upgrades from read to write in concurrent processes.
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, **kwargs)
+    engine = create_engine(url, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_when_idle(engine)
+    return engine
+
+
+# SQLAlchemy's pool_pre_ping pings at every checkout: one more round trip per request, for a
+# connection that answered a few milliseconds ago. A connection is pinged only after sitting in
+# the pool this long, which a restart of PostgreSQL takes (a connection that is busy meanwhile
+# fails its request, which invalidates the whole pool, as with pre-ping).
+PING_AFTER_IDLE_SECONDS = 1.0
+_IDLE_SINCE = "notifier.idle_since"
+
+
+def _ping_when_idle(engine: Engine) -> None:
+    """Ping a connection that sat idle; a dead one is replaced (the pool retries the checkout).
+
+    A connection fresh from ``connect`` has no idle time (the pool clears ``info`` when it
+    replaces one) and needs no ping.
+    """
+    dialect = engine.dialect
+
+    def note_idle(_dbapi_connection: Any, record: Any) -> None:
+        if record is not None:
+            record.info[_IDLE_SINCE] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        idle_since = record.info.get(_IDLE_SINCE)
+        if idle_since is None or time.monotonic() - idle_since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            dialect.do_ping(dbapi_connection)
+        except Exception as exc:
+            raise DisconnectionError("connection failed its ping after sitting idle") from exc
+
+    event.listen(engine, "checkin", note_idle)
+    event.listen(engine, "checkout", ping_if_idle)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
