@@ -9,6 +9,10 @@ B. fixed rate, open loop: R requests/s for D seconds, subscriptions then signed 
    (90% non-breaking article.published, 10% breaking). Requests are scheduled by the clock, not by
    completions, and each latency runs from the request's scheduled start, so a stalled server is
    charged for the requests it delayed (no coordinated omission);
+E. events at max throughput: N signed /v1/events (same mix as B), C in flight, closed loop: the
+   server CPU per event with every request answered, which B cannot give on a box too busy to
+   keep up with its rate (a timed-out request's work is not counted, or counted in the next
+   phase);
 baseline: phase A again against `notifier api --workers 1 --threads 1`, same run.
 
 Rate limits are raised out of the way (the limiter itself still runs, with its Redis round trips,
@@ -18,6 +22,7 @@ servers (process group) and drops the schema on exit, Ctrl-C included. Run by ha
     .venv/bin/python bench/intake.py
     .venv/bin/python bench/intake.py --workers 3 --threads 2 --requests 5000 --duration 10
     .venv/bin/python bench/intake.py --phases B                   # only the fixed-rate phases
+    .venv/bin/python bench/intake.py --phases A,E --requests 5000  # CPU per request, both paths
     .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy during phase A
 """
 
@@ -691,7 +696,11 @@ def summary(
     if main_a:
         verdict = "met" if main_a.ok_rate >= TARGET_WRITES_PER_S else "NOT met"
         print(f"target >= {TARGET_WRITES_PER_S} subscription writes/s: {verdict}")
-    for label, target in (("A subscriptions max", 1.2), ("B events @rate", 2.5)):
+    for label, target in (
+        ("A subscriptions max", 1.2),
+        ("B events @rate", 2.5),
+        ("E events max", 2.5),
+    ):
         measured = by_label.get(label)
         if measured and measured.cpu:
             per = measured.cpu.server / max(measured.done, 1) * 1e3
@@ -753,8 +762,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases",
-        default="A,B,baseline",
-        help="comma-separated subset of A, B, baseline (default: all)",
+        default="A,B,E,baseline",
+        help="comma-separated subset of A, B, E, baseline (default: all)",
     )
     parser.add_argument("--warm-up", type=int, default=300, help="untimed requests per server")
     parser.add_argument(
@@ -770,8 +779,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
-    if not args.phases or args.phases - {"A", "B", "baseline"}:
-        parser.error("--phases takes a comma-separated subset of A, B, baseline")
+    if not args.phases or args.phases - {"A", "B", "E", "baseline"}:
+        parser.error("--phases takes a comma-separated subset of A, B, E, baseline")
     for name in (
         "workers",
         "threads",
@@ -840,7 +849,7 @@ def main() -> int:
         statements = probe_statements(env, run)
         n_fixed = int(args.rate * args.duration)
 
-        if {"A", "B"} & args.phases:
+        if {"A", "B", "E"} & args.phases:
             server = serve(args.workers, args.threads)
             if "A" in args.phases:
                 log(f"phase A: {args.requests:,} subscriptions, {args.concurrency} in flight")
@@ -878,6 +887,10 @@ def main() -> int:
                         "B events @rate", server, send, args.rate, args.duration, args.max_in_flight
                     )
                 )
+            if "E" in args.phases:
+                log(f"phase E: {args.requests:,} signed events, {args.concurrency} in flight")
+                send = sender_for_events(server.base_url, bodies.events("m", args.requests))
+                measure(closed_loop("E events max", server, send, args.requests, args.concurrency))
             stop_server(server)
 
         if "baseline" in args.phases:
