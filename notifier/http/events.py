@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from notifier.core.counters import Tally
+from notifier.core.counters import Tally, count_one
 from notifier.core.db import transaction
 from notifier.core.logs import bind
 from notifier.http import context
@@ -134,9 +134,7 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
 
 def _counted(session: Session, result: IntakeResult) -> None:
     """Count the delivery by its decision, in the transaction that records it."""
-    tally = Tally()
-    tally.add("notifier_webhook_requests_total", result=result.decision.value)
-    tally.flush(session)
+    count_one(session, "notifier_webhook_requests_total", result=result.decision.value)
 
 
 def _database_unavailable(exc: DBAPIError) -> bool:

@@ -207,8 +207,10 @@ def _device_upsert(dialect: str, updated: tuple[str, ...]) -> Any:
         "dead_at": None,
     }
     refreshed.update({name: statement.excluded[name] for name in updated})
+    # Not the token (it is in the request) nor what only the pruning sets.
+    returned = [c for c in devices.c if c.name not in ("token", "dead_reason", "dead_at")]
     return statement.on_conflict_do_update(index_elements=["token"], set_=refreshed).returning(
-        *devices.c, followed.label("followed")
+        *returned, followed.label("followed")
     )
 
 
