@@ -15,6 +15,12 @@ E. events at max throughput: N signed /v1/events (same mix as B), C in flight, c
    phase);
 baseline: phase A again against `notifier api --workers 1 --threads 1`, same run.
 
+Each phase reports CPU per request from /proc (utime + stime): the gunicorn master and workers,
+and the PostgreSQL backends serving them (found by the server's own ``application_name``), so
+other work on the box does not enter those figures. Before the phases, one request of each kind
+goes through the app in-process to count its statements and round trips (deterministic; see
+``tests/test_intake_statements.py``), printed with the summary.
+
 Rate limits are raised out of the way (the limiter itself still runs, with its Redis round trips,
 as in production). Non-2xx answers and client errors count as errors, with a breakdown. Stops the
 servers (process group) and drops the schema on exit, Ctrl-C included. Run by hand only:
@@ -23,7 +29,7 @@ servers (process group) and drops the schema on exit, Ctrl-C included. Run by ha
     .venv/bin/python bench/intake.py --workers 3 --threads 2 --requests 5000 --duration 10
     .venv/bin/python bench/intake.py --phases B                   # only the fixed-rate phases
     .venv/bin/python bench/intake.py --phases A,E --requests 5000  # CPU per request, both paths
-    .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy during phase A
+    .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy (--gil) during phase A
 """
 
 from __future__ import annotations
