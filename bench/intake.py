@@ -9,7 +9,17 @@ B. fixed rate, open loop: R requests/s for D seconds, subscriptions then signed 
    (90% non-breaking article.published, 10% breaking). Requests are scheduled by the clock, not by
    completions, and each latency runs from the request's scheduled start, so a stalled server is
    charged for the requests it delayed (no coordinated omission);
+E. events at max throughput: N signed /v1/events (same mix as B), C in flight, closed loop: the
+   server CPU per event with every request answered, which B cannot give on a box too busy to
+   keep up with its rate (a timed-out request's work is not counted, or counted in the next
+   phase);
 baseline: phase A again against `notifier api --workers 1 --threads 1`, same run.
+
+Each phase reports CPU per request from /proc (utime + stime): the gunicorn master and workers,
+and the PostgreSQL backends serving them (found by the server's own ``application_name``), so
+other work on the box does not enter those figures. Before the phases, one request of each kind
+goes through the app in-process to count its statements and round trips (deterministic; see
+``tests/test_intake_statements.py``), printed with the summary.
 
 Rate limits are raised out of the way (the limiter itself still runs, with its Redis round trips,
 as in production). Non-2xx answers and client errors count as errors, with a breakdown. Stops the
@@ -18,7 +28,8 @@ servers (process group) and drops the schema on exit, Ctrl-C included. Run by ha
     .venv/bin/python bench/intake.py
     .venv/bin/python bench/intake.py --workers 3 --threads 2 --requests 5000 --duration 10
     .venv/bin/python bench/intake.py --phases B                   # only the fixed-rate phases
-    .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy during phase A
+    .venv/bin/python bench/intake.py --phases A,E --requests 5000  # CPU per request, both paths
+    .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy (--gil) during phase A
 """
 
 from __future__ import annotations
@@ -49,9 +60,11 @@ import redis
 from sqlalchemy import Engine, text
 
 from notifier.core import migrate
-from notifier.core.db import make_engine
-from notifier.core.settings import normalise_database_url
+from notifier.core.db import RoundTrips, make_engine
+from notifier.core.settings import load_settings, normalise_database_url
+from notifier.http.app import create_app
 from notifier.intake.signatures import sign_webhook
+from notifier.runtime import Runtime
 
 SECRET = "whsec_" + "aW50YWtlLWJlbmNobWFyay1zZWNyZXQtMDEyMw=="
 TOPICS = ["breaking", "israel", "world", "politics", "business", "technology", "sport", "culture"]
@@ -115,20 +128,35 @@ class CpuUse:
     client: float
     box_busy: float
     box_total: float
+    # The server's own PostgreSQL backends (pid -> CPU seconds); in a difference, one entry
+    # holding their total. Read per backend, so other engineers' queries do not count.
+    backends: dict[int, float] = field(default_factory=dict)
 
     @classmethod
     def now(cls, server: Server) -> CpuUse:
         busy, total = _box_cpu()
-        return cls(server.cpu_seconds(), _postgres_cpu(), time.process_time(), busy, total)
+        backends = {pid: _process_cpu(pid) for pid in server.backend_pids()}
+        return cls(
+            server.cpu_seconds(), _postgres_cpu(), time.process_time(), busy, total, backends
+        )
 
     def __sub__(self, other: CpuUse) -> CpuUse:
+        # A backend that started during the phase counts whole; one that ended during it is
+        # lost (the pool keeps its connections, so under load none should).
+        own = sum(cpu - other.backends.get(pid, 0.0) for pid, cpu in self.backends.items())
         return CpuUse(
             self.server - other.server,
             self.postgres - other.postgres,
             self.client - other.client,
             self.box_busy - other.box_busy,
             self.box_total - other.box_total,
+            {0: own},
         )
+
+    @property
+    def server_postgres(self) -> float:
+        """CPU seconds of the server's own PostgreSQL backends (a difference's total)."""
+        return sum(self.backends.values())
 
     @property
     def others(self) -> float:
@@ -199,6 +227,19 @@ class Server:
     base_url: str
     label: str
     log_path: Path
+    app_name: str = ""  # the server's PostgreSQL application_name: how its backends are found
+    admin: Engine | None = None
+
+    def backend_pids(self) -> list[int]:
+        """PostgreSQL backends serving this server's connections (same box, so /proc has them)."""
+        if self.admin is None or not self.app_name:
+            return []
+        with self.admin.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid FROM pg_stat_activity WHERE application_name = :name"),
+                {"name": self.app_name},
+            )
+            return [int(pid) for (pid,) in rows]
 
     def pids(self) -> list[int]:
         """The gunicorn master and every descendant (its workers)."""
@@ -215,9 +256,14 @@ class Server:
         return sum(_process_cpu(pid) for pid in self.pids())
 
 
-def start_server(env: dict[str, str], workers: int, threads: int, port: int, tmp: Path) -> Server:
+def start_server(
+    env: dict[str, str], workers: int, threads: int, port: int, tmp: Path, admin: Engine
+) -> Server:
     label = f"gunicorn {workers}w x {threads}t"
     log_path = tmp / f"api-{workers}x{threads}-{port}.log"
+    app_name = f"bench-intake-{port}"
+    db_url = env["NOTIFIER_DATABASE_URL"]
+    db_url = f"{db_url}{'&' if '?' in db_url else '?'}application_name={app_name}"
     with open(log_path, "wb") as log_file:
         proc = subprocess.Popen(
             [
@@ -230,13 +276,13 @@ def start_server(env: dict[str, str], workers: int, threads: int, port: int, tmp
                 "--threads",
                 str(threads),
             ],
-            env={**env, "NOTIFIER_PORT": str(port)},
+            env={**env, "NOTIFIER_PORT": str(port), "NOTIFIER_DATABASE_URL": db_url},
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: one killpg stops master and workers
         )
-    server = Server(proc, f"http://127.0.0.1:{port}", label, log_path)
+    server = Server(proc, f"http://127.0.0.1:{port}", label, log_path, app_name, admin)
     deadline = time.monotonic() + SERVER_START_TIMEOUT_S
     while True:
         if proc.poll() is not None:
@@ -488,6 +534,8 @@ def py_spy(server: Server, output: Path | None, seconds: int) -> Iterator[None]:
             str(server.proc.pid),
             "--subprocesses",
             "--nonblocking",
+            # Only the thread holding the GIL: Python's CPU, not threads waiting on sockets.
+            "--gil",
             "-d",
             str(seconds),
             "--format",
@@ -511,6 +559,75 @@ def py_spy(server: Server, output: Path | None, seconds: int) -> Iterator[None]:
             log(f"  py-spy failed ({proc.returncode}): {err.decode(errors='replace')[-500:]}")
 
 
+# --- Statements per request ---------------------------------------------------------------------
+
+
+class _NoPublisher:
+    """The probe's triggers stay in the outbox (the schema is dropped at the end)."""
+
+    def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
+        return None
+
+
+def probe_statements(env: dict[str, str], run: str) -> list[tuple[str, int, int]]:
+    """(request, statements, round trips) for each kind of intake request, counted in-process.
+
+    The same code and settings as the servers, through Flask's test client: the counts do not
+    depend on load, so one request of each kind is enough. Pool pings and BEGIN/COMMIT count
+    as round trips. A first request warms the topic cache and the pool, as a running server is.
+    """
+    runtime = Runtime.start(load_settings(env))
+    runtime.publisher = _NoPublisher()
+    client = create_app(runtime=runtime).test_client()
+    token = f"probe{run}:APA91b{secrets.token_urlsafe(105)}"
+    subscribe = {"token": token, "platform": "android", "topics": ["israel", "world"]}
+    update = {**subscribe, "topics": ["israel", "sport"], "locale": "fr"}
+    bodies = Bodies(run)
+
+    def event(webhook_id: str, body: bytes) -> Callable[[], int]:
+        def post() -> int:
+            ts = int(time.time())
+            headers = {
+                "Content-Type": "application/json",
+                "webhook-id": webhook_id,
+                "webhook-timestamp": str(ts),
+                "webhook-signature": sign_webhook(SECRET, webhook_id, ts, body),
+            }
+            return client.post("/v1/events", data=body, headers=headers).status_code
+
+        return post
+
+    quiet, breaking = bodies.events("p", 10)[0], bodies.events("q", 10)[9]
+    requests: list[tuple[str, Callable[[], int]]] = [
+        (
+            "subscribe: new device",
+            lambda: client.post("/v1/subscriptions", json=subscribe).status_code,
+        ),
+        ("subscribe: update", lambda: client.post("/v1/subscriptions", json=update).status_code),
+        (
+            "subscribe: same again",
+            lambda: client.post("/v1/subscriptions", json=update).status_code,
+        ),
+        ("event: not breaking", event(*quiet)),
+        ("event: breaking -> alert", event(*breaking)),
+        ("event: same webhook-id again", event(*breaking)),
+    ]
+    warm = bodies.subscriptions("p", 1)[0]
+    client.post("/v1/subscriptions", data=warm, headers={"Content-Type": "application/json"})
+    counts = []
+    try:
+        with RoundTrips(runtime.engine) as trips:
+            for label, post in requests:
+                trips.reset()
+                status = post()
+                if not 200 <= status < 300:
+                    raise SystemExit(f"statement probe: {label} answered {status}")
+                counts.append((label, trips.statements, trips.round_trips))
+    finally:
+        runtime.close()
+    return counts
+
+
 # --- Reporting ------------------------------------------------------------------------------------
 
 
@@ -530,7 +647,8 @@ def describe(result: Result) -> None:
         cores = cpu.box_total / max(result.elapsed, 1e-9)
         print(
             f"    CPU ms/request: server {cpu.server * per:.2f}, "
-            f"postgres {cpu.postgres * per:.2f}, client {cpu.client * per:.2f}; "
+            f"its postgres backends {cpu.server_postgres * per:.2f} "
+            f"(all postgres {cpu.postgres * per:.2f}), client {cpu.client * per:.2f}; "
             f"box {cpu.box_busy / cpu.box_total:.0%} busy of {cores:.0f} cores, "
             f"other processes {cpu.others / cpu.box_total:.0%}",
             flush=True,
@@ -545,24 +663,35 @@ def describe(result: Result) -> None:
         )
 
 
-def summary(results: list[Result], load_start: str, load_end: str) -> None:
+def summary(
+    results: list[Result],
+    load_start: str,
+    load_end: str,
+    statements: list[tuple[str, int, int]] | None = None,
+) -> None:
     print()
-    print("=" * 120)
+    if statements:
+        print("statements per request (round trips to PostgreSQL, incl. BEGIN/COMMIT and pings):")
+        for label, count, trips in statements:
+            print(f"    {label:<32}{count:>3} statements {trips:>3} round trips")
+    print("=" * 128)
     header = (
         f"{'phase':<26}{'server':<22}{'requests':>9}{'errors':>8}{'req/s':>9}"
-        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU ms/req':>11}{'others':>8}"
+        f"{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}{'max ms':>9}{'CPU ms/req':>11}{'PG ms/req':>10}"
+        f"{'others':>8}"
     )
     print(header)
-    print("-" * 120)
+    print("-" * 128)
     for r in results:
         print(
             f"{r.label:<26}{r.server:<22}{r.done:>9,}{sum(r.errors.values()):>8}"
             f"{r.rate:>9,.0f}{r.percentile_ms(0.5):>9.1f}{r.percentile_ms(0.95):>9.1f}"
             f"{r.percentile_ms(0.99):>9.1f}{r.percentile_ms(1.0):>9.1f}"
             f"{(r.cpu.server if r.cpu else 0) / max(r.done, 1) * 1e3:>11.2f}"
+            f"{(r.cpu.server_postgres if r.cpu else 0) / max(r.done, 1) * 1e3:>10.2f}"
             f"{(r.cpu.others / r.cpu.box_total if r.cpu else 0):>8.0%}"
         )
-    print("-" * 120)
+    print("-" * 128)
     by_label = {r.label: r for r in results}
     main_a, base_a = by_label.get("A subscriptions max"), by_label.get("A baseline 1x1")
     if main_a and base_a and base_a.ok_rate:
@@ -573,6 +702,18 @@ def summary(results: list[Result], load_start: str, load_end: str) -> None:
     if main_a:
         verdict = "met" if main_a.ok_rate >= TARGET_WRITES_PER_S else "NOT met"
         print(f"target >= {TARGET_WRITES_PER_S} subscription writes/s: {verdict}")
+    for label, target in (
+        ("A subscriptions max", 1.2),
+        ("B events @rate", 2.5),
+        ("E events max", 2.5),
+    ):
+        measured = by_label.get(label)
+        if measured and measured.cpu:
+            per = measured.cpu.server / max(measured.done, 1) * 1e3
+            verdict = "met" if per <= target else "NOT met"
+            print(
+                f"target <= {target} ms server CPU per request ({label}): {per:.2f} ms, {verdict}"
+            )
     for label in ("B subscriptions @rate", "B events @rate"):
         fixed = by_label.get(label)
         if fixed:
@@ -580,7 +721,7 @@ def summary(results: list[Result], load_start: str, load_end: str) -> None:
             verdict = "met" if ok else "NOT met"
             print(f"target p99 < {TARGET_P99_MS:.0f} ms, no errors ({label}): {verdict}")
     print(f"load average (1/5/15 min) at start: {load_start}; at end: {load_end}")
-    print("=" * 120, flush=True)
+    print("=" * 128, flush=True)
 
 
 # --- Main -----------------------------------------------------------------------------------------
@@ -627,8 +768,8 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases",
-        default="A,B,baseline",
-        help="comma-separated subset of A, B, baseline (default: all)",
+        default="A,B,E,baseline",
+        help="comma-separated subset of A, B, E, baseline (default: all)",
     )
     parser.add_argument("--warm-up", type=int, default=300, help="untimed requests per server")
     parser.add_argument(
@@ -644,8 +785,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
-    if not args.phases or args.phases - {"A", "B", "baseline"}:
-        parser.error("--phases takes a comma-separated subset of A, B, baseline")
+    if not args.phases or args.phases - {"A", "B", "E", "baseline"}:
+        parser.error("--phases takes a comma-separated subset of A, B, E, baseline")
     for name in (
         "workers",
         "threads",
@@ -691,10 +832,11 @@ def main() -> int:
     )
     servers: list[Server] = []
     results: list[Result] = []
+    statements: list[tuple[str, int, int]] = []
     bodies = Bodies(run)
 
     def serve(workers: int, threads: int) -> Server:
-        server = start_server(env, workers, threads, free_port(), tmp)
+        server = start_server(env, workers, threads, free_port(), tmp, admin)
         servers.append(server)
         log(f"{server.label} up at {server.base_url} (master pid {server.proc.pid})")
         asyncio.run(warm_up(server, bodies.subscriptions(f"w{len(servers)}", args.warm_up)))
@@ -710,9 +852,10 @@ def main() -> int:
         migrate.upgrade(engine)
         engine.dispose()
         log(f"schema {schema} migrated; Redis {args.redis} prefix {prefix}; logs in {tmp}")
+        statements = probe_statements(env, run)
         n_fixed = int(args.rate * args.duration)
 
-        if {"A", "B"} & args.phases:
+        if {"A", "B", "E"} & args.phases:
             server = serve(args.workers, args.threads)
             if "A" in args.phases:
                 log(f"phase A: {args.requests:,} subscriptions, {args.concurrency} in flight")
@@ -750,6 +893,10 @@ def main() -> int:
                         "B events @rate", server, send, args.rate, args.duration, args.max_in_flight
                     )
                 )
+            if "E" in args.phases:
+                log(f"phase E: {args.requests:,} signed events, {args.concurrency} in flight")
+                send = sender_for_events(server.base_url, bodies.events("m", args.requests))
+                measure(closed_loop("E events max", server, send, args.requests, args.concurrency))
             stop_server(server)
 
         if "baseline" in args.phases:
@@ -780,7 +927,7 @@ def main() -> int:
         with suppress(Exception):
             log(f"{clear_redis(args.redis, prefix)} Redis key(s) under {prefix} removed")
         if results:
-            summary(results, load_start, load_average())
+            summary(results, load_start, load_average(), statements)
     errors = sum(sum(r.errors.values()) for r in results)
     return 1 if errors else 0
 

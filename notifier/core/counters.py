@@ -8,6 +8,7 @@ survive restarts. Rows are upserted in sorted order so concurrent transactions n
 
 from __future__ import annotations
 
+import functools
 import os
 from bisect import bisect_left
 from collections import defaultdict
@@ -16,6 +17,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from notifier.core.db import dialect_insert
@@ -97,6 +99,28 @@ def _upsert_adding(
             index_elements=list(key),
             set_={column: getattr(model, column) + getattr(statement.excluded, column)},
         )
+    )
+
+
+def count_one(session: Session, metric: str, **labels: str) -> None:
+    """Add 1 to one series, as ``Tally().add(metric, **labels)`` then ``flush`` would.
+
+    For a request that counts one thing (a webhook delivery): the upsert is built once per
+    backend instead of per call, which cost more CPU than PostgreSQL spends running it.
+    """
+    shard = f'{SHARD_LABEL}="{os.getpid() % SHARDS}"'
+    stored = label_string(labels)
+    row = {"metric": metric, "labels": f"{stored},{shard}" if stored else shard, "value": 1.0}
+    session.execute(_single_upsert(session.get_bind().dialect.name), row)
+
+
+@functools.cache
+def _single_upsert(dialect: str) -> Any:
+    table: Any = Counter.__table__
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+    return statement.on_conflict_do_update(
+        index_elements=["metric", "labels"],
+        set_={"value": table.c.value + statement.excluded.value},
     )
 
 

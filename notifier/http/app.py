@@ -122,6 +122,8 @@ def _request_log(app: Flask) -> None:
     @app.after_request
     def _finish(response: Response) -> Response:
         response.headers["X-Request-Id"] = g.get("request_id", "")
+        if not access_log.isEnabledFor(logging.INFO):
+            return response  # NOTIFIER_LOG_LEVEL above INFO: skip building a line nobody sees
         rule = request.url_rule.rule if request.url_rule else "unmatched"
         access_log.info(
             "request",

@@ -14,14 +14,15 @@ from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
 
-from notifier.core.counters import Tally
+from notifier.core.counters import Tally, count_one
 from notifier.core.db import transaction
 from notifier.core.logs import bind
 from notifier.http import context
 from notifier.http.problems import Problem, validation_problem
 from notifier.http.requests import decode_json, read_body, require_utf8_charset
-from notifier.intake.events import IntakeResult, IntakeRules, UnknownApps, ingest_event
+from notifier.intake.events import IntakeResult, IntakeRules, UnknownApps, record_event
 from notifier.intake.signatures import WebhookRejected, verify_webhook
 from notifier.runtime import Runtime
 
@@ -111,11 +112,9 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
         apps=settings.apps.ids,
     )
     try:
-        with transaction(runtime.sessions) as session:
-            result = ingest_event(session, webhook_id=webhook_id, payload=payload, rules=rules)
-            tally = Tally()
-            tally.add("notifier_webhook_requests_total", result=result.decision.value)
-            tally.flush(session)
+        result = record_event(
+            runtime.sessions, webhook_id=webhook_id, payload=payload, rules=rules, also=_counted
+        )
     except ValidationError as exc:
         raise validation_problem(exc) from None
     except UnknownApps as exc:
@@ -134,6 +133,11 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
             headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
         ) from None
     return result
+
+
+def _counted(session: Session, result: IntakeResult) -> None:
+    """Count the delivery by its decision, in the transaction that records it."""
+    count_one(session, "notifier_webhook_requests_total", result=result.decision.value)
 
 
 def _database_unavailable(exc: DBAPIError) -> bool:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import time
 import tomllib
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from notifier.core.models import Topic
@@ -79,13 +80,17 @@ def sync_topics(session: Session, catalogue: list[TopicSpec]) -> None:
 
 # The catalogue changes only when an operator syncs it (at start-up), yet every subscribe needs
 # it: each process keeps it for a short while instead of asking the database every request.
+# Keyed by engine (one per database in a process): rendering its URL as the key cost more than
+# the lookup.
 _CACHE_SECONDS = 30.0
-_cache: dict[str, tuple[float, dict[str, int]]] = {}
+_cache: weakref.WeakKeyDictionary[Engine, tuple[float, dict[str, int]]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def active_topics(session: Session) -> dict[str, int]:
-    """Slug -> id of every topic readers may subscribe to (cached per database, 30 s)."""
-    key = session.get_bind().engine.url.render_as_string(hide_password=True)
+    """Slug -> id of every topic readers may subscribe to (cached per engine, 30 s)."""
+    key = session.get_bind().engine
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
         return hit[1]
