@@ -80,3 +80,25 @@ def test_readiness_follows_postgres_and_redis(
     assert down.status_code == 503
     assert down.json["checks"]["broker"].startswith("unreachable")
     assert down.json["checks"]["redis"].startswith("unreachable")
+
+
+def test_a_subscription_while_postgres_is_down_is_told_to_retry_not_a_server_error(
+    tmp_path: Path, postgres: ThrowawayPostgres
+) -> None:
+    engine = make_engine(postgres.url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    client = create_app(
+        runtime=Runtime.start(make_settings(tmp_path, database_url=postgres.url))
+    ).test_client()
+    body = {"token": "tok-" + "a" * 60, "platform": "android", "topics": ["breaking"]}
+    assert client.post("/v1/subscriptions", json=body).status_code == 201
+
+    postgres.stop()
+    down = client.post("/v1/subscriptions", json=body)
+    assert down.status_code == 503
+    assert down.headers["Content-Type"] == "application/problem+json"
+    assert int(down.headers["Retry-After"]) > 0
+
+    postgres.start()
+    assert client.post("/v1/subscriptions", json=body).status_code == 200

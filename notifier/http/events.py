@@ -12,7 +12,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
@@ -20,7 +20,12 @@ from notifier.core.counters import Tally, count_one
 from notifier.core.db import transaction
 from notifier.core.logs import bind
 from notifier.http import context
-from notifier.http.problems import Problem, validation_problem
+from notifier.http.problems import (
+    Problem,
+    database_unavailable,
+    database_unavailable_problem,
+    validation_problem,
+)
 from notifier.http.requests import decode_json, read_body, require_utf8_charset
 from notifier.intake.events import IntakeResult, IntakeRules, UnknownApps, record_event
 from notifier.intake.signatures import WebhookRejected, verify_webhook
@@ -30,7 +35,6 @@ bp = Blueprint("events", __name__)
 log = logging.getLogger(__name__)
 
 # The CMS retries a 503; this asks it to give a restarting database a moment.
-DATABASE_RETRY_AFTER_SECONDS = 10
 
 
 @bp.post("/v1/events")
@@ -120,17 +124,14 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
     except UnknownApps as exc:
         raise Problem(422, "Unknown app", str(exc), unknown_apps=exc.app_ids) from None
     except (DBAPIError, PoolTimeout) as exc:
-        if isinstance(exc, DBAPIError) and not _database_unavailable(exc):
+        if not database_unavailable(exc):
             raise
         log.warning(
             "database unavailable; webhook refused for the CMS to retry",
             extra={"fields": {"webhook_id": webhook_id, "error": type(exc).__name__}},
         )
-        raise Problem(
-            503,
-            "Service Unavailable",
-            "The event could not be recorded; retry later.",
-            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+        raise database_unavailable_problem(
+            "The event could not be recorded; retry later."
         ) from None
     return result
 
@@ -138,8 +139,3 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
 def _counted(session: Session, result: IntakeResult) -> None:
     """Count the delivery by its decision, in the transaction that records it."""
     count_one(session, "notifier_webhook_requests_total", result=result.decision.value)
-
-
-def _database_unavailable(exc: DBAPIError) -> bool:
-    """Connection trouble (worth a retry), as opposed to a bug such as a constraint violation."""
-    return isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated

@@ -7,9 +7,13 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# How long a client should wait before retrying while the database cannot be reached.
+DATABASE_RETRY_AFTER_SECONDS = 10
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +56,24 @@ def validation_problem(exc: ValidationError) -> Problem:
     return Problem(422, "Request body is not valid", detail, errors=errors)
 
 
+def database_unavailable(exc: Exception) -> bool:
+    """Connection trouble (worth a retry), as opposed to a bug such as a constraint violation."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    return isinstance(exc, DBAPIError) and (
+        isinstance(exc, OperationalError | InterfaceError) or exc.connection_invalidated
+    )
+
+
+def database_unavailable_problem(detail: str) -> Problem:
+    return Problem(
+        503,
+        "Service Unavailable",
+        detail,
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(exc: Problem) -> Response:
@@ -74,6 +96,18 @@ def register_error_handlers(app: Flask) -> None:
         title = exc.name
         detail = exc.description if status != 404 else "No such resource."
         return problem_response(Problem(status, title, detail, headers=headers))
+
+    @app.errorhandler(DBAPIError)
+    @app.errorhandler(PoolTimeout)
+    def _database(exc: Exception) -> Response:
+        # PostgreSQL restarting or failing over: nothing was recorded (the transaction did not
+        # commit), so the client is told to retry rather than shown a server error.
+        if not database_unavailable(exc):
+            return _unexpected(exc)
+        log.warning("database unavailable", extra={"fields": {"error": type(exc).__name__}})
+        return problem_response(
+            database_unavailable_problem("The database is unavailable; retry later.")
+        )
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> Response:
