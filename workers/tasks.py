@@ -43,9 +43,9 @@ log = logging.getLogger(__name__)
 # instead of failing at once and waiting for the sweeper. A retry is a fresh message whose
 # countdown stays far below the Redis visibility timeout. After the last retry the sweeper still
 # finds the work in the database.
-# A batch whose FCM sends went out but whose recording failed keeps its lease, so its retry
-# skips it and the sweeper re-publishes it when the lease expires: the only devices sent twice
-# are those of batches in flight at the outage (reliability.md, fault 10).
+# A batch whose FCM sends went out keeps trying to record them (notifier.pipeline.send) for a
+# minute or its lease, whichever is longer; only if the outage outlasts that is the batch left
+# to the sweeper when its lease expires, and its devices sent twice (reliability.md, fault 10).
 DATABASE_DOWN_RETRY: dict[str, Any] = {
     "autoretry_for": (OperationalError,),
     "retry_backoff": 2,

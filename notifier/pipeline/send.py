@@ -19,12 +19,16 @@ the device's language, quiet hours in its zone (sent silently, or suppressed), a
 
 from __future__ import annotations
 
+import copy
+import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.cap_places import release_unsent_places
@@ -51,6 +55,8 @@ from notifier.pipeline.record import (
 )
 
 __all__ = ["BatchResult", "Sender", "send_batch"]
+
+log = logging.getLogger(__name__)
 
 
 class Sender(Protocol):
@@ -89,6 +95,7 @@ def send_batch(
     token, connection pool) and quota bucket, in place of ``sender`` and ``limiter``.
     """
     owner = str(uuid.uuid4())
+    leased_at = clock()
     leased = _lease(
         sessions,
         batch_id,
@@ -121,16 +128,58 @@ def send_batch(
         # Per app, what FCM answered each attempt: one app's outage or quota shows on its own.
         tally.add("notifier_app_sends_total", app=app, outcome=outcome.kind)
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
-    return record_outcomes(
-        sessions,
-        batch_id,
-        owner,
-        outcomes,
-        max_attempts=max_attempts,
-        tally=tally,
-        now=clock(),
-        verdicts=verdicts,
-    )
+
+    def record() -> BatchResult:
+        # A copy each attempt: increments of an attempt that rolled back must not count twice.
+        return record_outcomes(
+            sessions,
+            batch_id,
+            owner,
+            outcomes,
+            max_attempts=max_attempts,
+            tally=copy.deepcopy(tally),
+            now=clock(),
+            verdicts=verdicts,
+        )
+
+    until = leased_at + max(timedelta(seconds=lease_seconds), RECORD_RETRY_AT_LEAST)
+    return record_while_leased(record, until=until, clock=clock)
+
+
+# Waits between attempts to record a batch while the database cannot be reached, and how long
+# at least to keep trying (a restart or a fail-over takes seconds to a minute).
+RECORD_RETRY_DELAYS = (0.5, 1, 2, 4, 8, 15, 30)
+RECORD_RETRY_AT_LEAST = timedelta(seconds=60)
+
+
+def record_while_leased(
+    record: Callable[[], BatchResult],
+    *,
+    until: datetime,
+    clock: Callable[[], datetime],
+    sleep: Callable[[float], None] = time.sleep,
+) -> BatchResult:
+    """Record FCM's answers, retrying while PostgreSQL is unreachable and the lease still holds.
+
+    The sends have gone out: if the recording is lost, the batch waits for its lease to expire
+    and the sweeper sends it again, so every device of it is sent twice (fault 10). The owner is
+    unchanged, and recording only touches deliveries still pending, so an attempt whose commit
+    did land before the connection dropped makes the next one find nothing left to do. Trying
+    past the lease is safe too: recording checks the owner, so a batch another worker took over
+    in the meantime is left to it (``lease_lost``).
+    """
+    for delay in (*RECORD_RETRY_DELAYS, None):
+        try:
+            return record()
+        except (OperationalError, InterfaceError):
+            if delay is None or clock() + timedelta(seconds=delay) > until:
+                raise
+            log.warning(
+                "database unreachable while recording a sent batch; retrying",
+                extra={"fields": {"retry_in_s": delay}},
+            )
+            sleep(delay)
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 def _lease(

@@ -59,7 +59,7 @@ def settled(stack: Stack, alert_id: str) -> int:
 def test_postgres_restarted_mid_fanout_workers_resume_and_every_device_ends_once(
     stack_factory, throwaway_pg: ThrowawayPostgres
 ) -> None:
-    stack = stack_factory(lease_seconds="6")
+    stack = stack_factory(lease_seconds="30")  # longer than the outage and a batch in FCM's hands
     tokens = subscribe_many(stack, "pgr", AUDIENCE, ["israel"])
     stack.emulator.faults(latency_ms=400)  # a batch of 500 takes about 2 s in FCM's hands
     stack.start_worker(concurrency=CONCURRENCY)
@@ -98,11 +98,11 @@ def test_postgres_restarted_mid_fanout_workers_resume_and_every_device_ends_once
     assert unfinished == 0
     received = Counter(stack.emulator.tokens())
     assert set(received) == set(tokens)
-    # Only the batches in FCM's hands at the restart may go out twice (and collapse on the
-    # device): at most one per worker process.
-    assert sum(1 for n in received.values() if n > 1) <= CONCURRENCY * BATCH
-    assert max(received.values()) <= 2
-    # The workers met the outage and backed off (Celery's retry with a countdown), the same
-    # worker processes then finished the fan-out.
-    assert "retry: Retry in" in stack.worker_logs()
+    # The batches in FCM's hands at the restart kept trying to record their answers until the
+    # database came back, within their lease: no device went out twice. (A lease shorter than
+    # the outage would let the sweeper hand such a batch to another worker: sent twice, at most
+    # one batch per worker process, reliability.md's bound.)
+    assert max(received.values()) == 1
+    # The workers met the outage and backed off, and the same worker processes then finished.
+    assert "while recording a sent batch; retrying" in stack.worker_logs()
     assert all(worker.poll() is None for worker in stack.workers)
