@@ -182,6 +182,13 @@ def _lease(
             alert_locale = alert.locale or default_locale
             translations = dict(alert.translations or {})
             live = [r for r in rows if r.state == DeviceState.ACTIVE]
+            # Without a default cap, a device with neither quiet hours nor a cap of its own is
+            # simply sent: only the others are handed to the rules (most batches: none).
+            minded = (
+                live
+                if default_max_per_day is not None
+                else [r for r in live if r.quiet_start is not None or r.max_per_day is not None]
+            )
             verdicts = decide_preferences(
                 session,
                 alert.id,
@@ -197,7 +204,7 @@ def _lease(
                         r.max_per_day,
                         r.urgent_overrides,
                     )
-                    for r in live
+                    for r in minded
                 ],
                 urgency=alert.urgency,
                 default_cap=default_max_per_day,
@@ -214,10 +221,11 @@ def _lease(
         record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
     held_back = {i for ids in verdicts.suppressed.values() for i in ids}
     text_for = _texts(push_alert, alert_locale, translations, default_locale)
+    silent = verdicts.silent
     targets = [
-        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in verdicts.silent)
+        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in silent)
         for r in live
-        if r.device_id not in held_back
+        if not held_back or r.device_id not in held_back
     ]
     return push_alert, targets, verdicts
 
