@@ -221,11 +221,10 @@ def _lease(
         record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
     held_back = {i for ids in verdicts.suppressed.values() for i in ids}
     text_for = _texts(push_alert, alert_locale, translations, default_locale)
-    silent = verdicts.silent
     targets = [
-        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in silent)
+        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in verdicts.silent)
         for r in live
-        if not held_back or r.device_id not in held_back
+        if r.device_id not in held_back
     ]
     return push_alert, targets, verdicts
 
