@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, false, func, insert, or_, select, union_all
+from sqlalchemy import ColumnElement, false, func, insert, or_, select, text, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
@@ -45,6 +45,7 @@ from notifier.core.vocabulary import (
     TriggerKind,
 )
 from notifier.pipeline.preferences import language
+from notifier.pipeline.record import among
 
 PAGE_SIZE = 500
 
@@ -192,7 +193,7 @@ def _plan_page(
         active = list(
             session.scalars(
                 select(Device.id)
-                .where(Device.id.in_(device_ids), *audience_filter)
+                .where(among(session, Device.id, device_ids), *audience_filter)
                 .order_by(Device.id)
             )
         )
@@ -214,22 +215,50 @@ def _plan_page(
     )
     session.add(batch)
     session.flush()
+    _add_pending(session, alert.id, batch.id, active, now)
+    alert.audience += len(active)
+    return batch.id, len(active)
+
+
+# One statement text for every page: prepared once per connection, where a multi-row VALUES of
+# 500 rows is rendered, parsed in Python and planned by PostgreSQL anew for each page.
+_ADD_PENDING_PG = text(
+    "INSERT INTO deliveries (alert_id, device_id, batch_id, status, silent, attempts, updated_at) "
+    "SELECT :alert_id, device_id, :batch_id, :pending, false, 0, :now "
+    "FROM unnest(CAST(:ids AS bigint[])) AS page(device_id)"
+)
+
+
+def _add_pending(
+    session: Session, alert_id: str, batch_id: int, device_ids: list[int], now: datetime
+) -> None:
+    """One pending delivery per device of the batch (one array parameter on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _ADD_PENDING_PG,
+            {
+                "alert_id": alert_id,
+                "batch_id": batch_id,
+                "pending": DeliveryStatus.PENDING.value,
+                "now": now,
+                "ids": device_ids,
+            },
+        )
+        return
     session.execute(
         insert(Delivery),
         [
             {
-                "alert_id": alert.id,
+                "alert_id": alert_id,
                 "device_id": device_id,
-                "batch_id": batch.id,
+                "batch_id": batch_id,
                 "status": DeliveryStatus.PENDING,
                 "attempts": 0,
                 "updated_at": now,
             }
-            for device_id in active
+            for device_id in device_ids
         ],
     )
-    alert.audience += len(active)
-    return batch.id, len(active)
 
 
 def _test_audience(session: Session, alert: Alert, after: int) -> list[int]:
