@@ -259,7 +259,10 @@ def print_cpu(cpu: dict[str, float], delivered: int, bare_cpu_us: float) -> None
     per = {group: seconds / max(delivered, 1) * 1e6 for group, seconds in cpu.items()}
     pg = per["postgres"] + per["postgres background"]
     print(f"CPU per delivered device, from /proc ({delivered:,} devices):")
-    print(f"  workers               {per['workers']:7,.0f} µs  ({cpu['workers']:.1f} s)")
+    print(
+        f"  workers               {per['workers']:7,.0f} µs  ({cpu['workers']:.1f} s; Celery's "
+        f"main processes {per['worker main processes']:,.0f}, the pool processes the rest)"
+    )
     print(
         f"  PostgreSQL            {pg:7,.0f} µs  (this run's backends {per['postgres']:,.0f}, "
         f"background processes {per['postgres background']:,.0f})"
@@ -279,6 +282,13 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="pool size of each worker")
     parser.add_argument("--pool", choices=["prefork", "threads"], default="prefork")
     parser.add_argument("--bare", type=int, default=20_000, help="requests for the bare client")
+    parser.add_argument(
+        "--fillfactor",
+        type=int,
+        default=None,
+        help="set the deliveries table's fillfactor (an experiment: room in each page lets the"
+        " send's UPDATE stay on the page, a HOT update that writes no index entries)",
+    )
     parser.add_argument(
         "--preferences",
         action="store_true",
@@ -334,6 +344,9 @@ def main() -> int:
         redis.Redis.from_url(args.redis).flushdb()
         engine = make_engine(db_url)
         migrate.upgrade(engine)
+        if args.fillfactor:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE deliveries SET (fillfactor = {args.fillfactor:d})"))
         settings = load_settings(
             {
                 **{k: v for k, v in env.items() if k.startswith("NOTIFIER_")},
@@ -407,6 +420,9 @@ def main() -> int:
         sampler = CpuSampler(
             {
                 "workers": lambda: [p for w in workers for p in process_tree(w.pid)],
+                # Celery's main processes: they take the messages from the broker and hand them
+                # to the pool processes, which run the tasks.
+                "worker main processes": lambda: [w.pid for w in workers],
                 "postgres": postgres.refresh,
                 "postgres background": lambda: postgres.background,
                 "redis": lambda: pids_named("redis-server"),
@@ -471,6 +487,14 @@ def main() -> int:
         )
         delivered = print_counts(engine, alert_id, args.devices, received)
         print_cpu(cpu, delivered, bare_cpu_us)
+        with engine.connect() as conn:
+            updates, hot = conn.execute(
+                text(
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                    "WHERE relname = 'deliveries' AND schemaname = current_schema()"
+                )
+            ).one()
+        print(f"deliveries updates      {updates:,}, of which HOT (no index entries) {hot:,}")
         runtime.close()
         engine.dispose()
         return 0 if received == delivered and (args.preferences or delivered == args.devices) else 1
