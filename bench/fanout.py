@@ -5,7 +5,17 @@ worker processes (`notifier worker`), the FCM emulator over HTTP. Prints devices
 first and the last device, the workers' peak memory, and, as the baseline from the same run, the
 rate of a bare aiohttp client against the same emulator.
 
+It also prints, from the same run, the CPU seconds per delivered device (read from /proc, so a
+busy machine does not move them) of the worker process trees, of PostgreSQL (this run's backends,
+found by their application_name, and the server's background processes), of Redis and of the
+emulator, against the bare client's own CPU per message.
+
+With ``--preferences`` the audience has readers' preferences (issue 11): five languages (en, fr,
+he, ar, fa; the alert carries translations), a third in quiet hours now (half silent, half skip),
+a fifth capped (some already at their cap); it checks that the counts add up at the end.
+
     .venv/bin/python bench/fanout.py                      # 100,000 devices, 2 workers x 1
+    .venv/bin/python bench/fanout.py --devices 20000 --preferences
     .venv/bin/python bench/fanout.py --devices 20000 --workers 1 --concurrency 2
     .venv/bin/python bench/fanout.py --broker amqp://guest:guest@127.0.0.1:5672/bench  # RabbitMQ
 """
@@ -21,17 +31,21 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote
 
 import aiohttp
 import redis
-from sqlalchemy import text
+from proc_cpu import CpuSampler, pids_named, process_tree
+from sqlalchemy import Engine, text
 
+from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core import migrate
-from notifier.core.db import make_engine
+from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.core.settings import load_settings, normalise_database_url
 from notifier.emulator.launcher import start_emulator_process, stop_emulator_process
 from notifier.http.app import create_app
@@ -42,6 +56,8 @@ from workers.celery_app import make_celery
 from workers.publish import CeleryPublisher
 
 SECRET = "whsec_" + "YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5"
+LANGUAGES = ("en", "fr", "he", "ar", "fa")
+DAILY_CAP = 2
 
 
 def log(message: str) -> None:
@@ -100,21 +116,91 @@ async def bare_client_rate(base_url: str, count: int, concurrency: int = 100) ->
         return count / (time.perf_counter() - started)
 
 
-def device_lines(n: int, topics: list[str]) -> list[bytes]:
+def device_lines(n: int, topics: list[str], preferences: bool = False) -> list[bytes]:
     lines = []
     for i in range(n):
         # Half the audience follows both topics: each must still get the alert exactly once.
         follows = topics if i % 2 else topics[:1]
-        lines.append(
-            json.dumps(
-                {
-                    "token": f"bench-{i:07d}:APA91b{'x' * 120}",
-                    "platform": "android",
-                    "topics": follows,
-                }
-            ).encode()
-        )
+        line: dict[str, object] = {
+            "token": f"bench-{i:07d}:APA91b{'x' * 120}",
+            "platform": "android",
+            "topics": follows,
+        }
+        if preferences:
+            line["locale"] = LANGUAGES[i % len(LANGUAGES)]
+            line["timezone"] = "Asia/Jerusalem"
+        lines.append(json.dumps(line).encode())
     return lines
+
+
+def set_preferences(engine: Engine, sessions: object, now: datetime) -> dict[str, int]:
+    """A third of the devices in quiet hours now (half silent, half skip), a fifth capped at
+    DAILY_CAP, half of those already at it (sends of two earlier alerts in ``device_sends``)."""
+    import zoneinfo
+
+    local = now.astimezone(zoneinfo.ZoneInfo("Asia/Jerusalem"))
+    minute = local.hour * 60 + local.minute
+    start, end = (minute - 60) % 1440, (minute + 60) % 1440
+    # Two earlier alerts, on a topic nobody here follows, for the capped devices' past sends.
+    earlier = []
+    for n in range(DAILY_CAP):
+        with transaction(sessions) as session:  # type: ignore[arg-type]
+            earlier.append(
+                create_alert(
+                    session,
+                    AlertDraft(
+                        headline=f"Earlier {n}", url="https://news.example/e", topics=("science",)
+                    ),
+                    default_hold=0,
+                    default_ttl=3600,
+                ).id
+            )
+    with engine.begin() as conn:
+        quiet = conn.execute(
+            text(
+                "UPDATE devices SET quiet_start = :s, quiet_end = :e, "
+                "quiet_mode = CASE WHEN id % 2 = 0 THEN 'silent' ELSE 'skip' END "
+                "WHERE id % 3 = 0"
+            ),
+            {"s": start, "e": end},
+        ).rowcount
+        capped = conn.execute(
+            text("UPDATE devices SET max_per_day = :cap WHERE id % 5 = 1"), {"cap": DAILY_CAP}
+        ).rowcount
+        at_cap = 0
+        for alert_id in earlier:
+            at_cap = conn.execute(
+                text(
+                    "INSERT INTO device_sends (device_id, alert_id, sent_at) "
+                    "SELECT id, :a, :t FROM devices WHERE id % 10 = 1"
+                ),
+                {"a": alert_id, "t": now - timedelta(hours=2)},
+            ).rowcount
+        conn.execute(text("ANALYZE"))
+    return {"quiet hours": quiet, "capped": capped, "at their cap": at_cap}
+
+
+class PostgresPids:
+    """Which PostgreSQL processes work for this run: its workers' backends (by application_name)
+    and the server's background processes (WAL writer, checkpointer, autovacuum...)."""
+
+    def __init__(self, admin: Engine, application_name: str) -> None:
+        self.admin = admin
+        self.application_name = application_name
+        self.ours: list[int] = []
+        self.background: list[int] = []
+        self._lock = threading.Lock()
+
+    def refresh(self) -> list[int]:
+        with self._lock, self.admin.connect() as conn:
+            rows = conn.execute(
+                text("SELECT pid, application_name, backend_type FROM pg_stat_activity")
+            ).all()
+        clients = {r.pid for r in rows if r.backend_type == "client backend"}
+        self.ours = [r.pid for r in rows if r.application_name == self.application_name]
+        # Everything named postgres that is no client backend: the postmaster and its helpers.
+        self.background = [p for p in pids_named("postgres") if p not in clients]
+        return self.ours
 
 
 def arrival_window(base_url: str) -> tuple[float, float, int]:
@@ -133,6 +219,60 @@ def arrival_window(base_url: str) -> tuple[float, float, int]:
         count += len(page)
 
 
+def print_counts(engine: Engine, alert_id: str, devices: int, received: int) -> int:
+    """The alert's counts, checked against its deliveries; returns the devices sent."""
+    with engine.connect() as conn:
+        alert = conn.execute(
+            text(
+                "SELECT audience, sent, failed, pruned, cancelled, suppressed, silent, "
+                "suppressed_quiet_hours, suppressed_daily_cap FROM alerts WHERE id = :a"
+            ),
+            {"a": alert_id},
+        ).one()
+        by_status: dict[str, int] = dict(
+            conn.execute(
+                text("SELECT status, count(*) FROM deliveries WHERE alert_id = :a GROUP BY status"),
+                {"a": alert_id},
+            ).all()
+        )
+    pending = by_status.get("pending", 0)
+    settled = alert.sent + alert.failed + alert.pruned + alert.cancelled + alert.suppressed
+    adds_up = alert.audience == settled + pending == devices
+    print(
+        f"counts                  audience {alert.audience:,} = sent {alert.sent:,} + failed "
+        f"{alert.failed:,} + pruned {alert.pruned:,} + cancelled {alert.cancelled:,} + "
+        f"suppressed {alert.suppressed:,} + pending {pending:,}: "
+        f"{'adds up' if adds_up else 'DOES NOT ADD UP'}"
+    )
+    print(
+        f"                        silent {alert.silent:,}; suppressed for quiet hours "
+        f"{alert.suppressed_quiet_hours:,}, daily cap {alert.suppressed_daily_cap:,}; "
+        f"deliveries by status {dict(sorted(by_status.items()))}"
+    )
+    if not adds_up or by_status.get("sent", 0) != alert.sent or received != alert.sent:
+        print("                        MISMATCH: counters, deliveries and emulator disagree")
+    return int(alert.sent)
+
+
+def print_cpu(cpu: dict[str, float], delivered: int, bare_cpu_us: float) -> None:
+    """CPU per delivered device, from /proc, beside the bare client's CPU per message."""
+    per = {group: seconds / max(delivered, 1) * 1e6 for group, seconds in cpu.items()}
+    pg = per["postgres"] + per["postgres background"]
+    print(f"CPU per delivered device, from /proc ({delivered:,} devices):")
+    print(
+        f"  workers               {per['workers']:7,.0f} µs  ({cpu['workers']:.1f} s; Celery's "
+        f"main processes {per['worker main processes']:,.0f}, the pool processes the rest)"
+    )
+    print(
+        f"  PostgreSQL            {pg:7,.0f} µs  (this run's backends {per['postgres']:,.0f}, "
+        f"background processes {per['postgres background']:,.0f})"
+    )
+    print(f"  Redis                 {per['redis']:7,.0f} µs")
+    print(f"  emulator              {per['emulator']:7,.0f} µs")
+    print(f"  bare client           {bare_cpu_us:7,.0f} µs per message (same run)")
+    print(f"  workers / bare client {per['workers'] / bare_cpu_us:7.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
@@ -142,6 +282,18 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=1, help="pool size of each worker")
     parser.add_argument("--pool", choices=["prefork", "threads"], default="prefork")
     parser.add_argument("--bare", type=int, default=20_000, help="requests for the bare client")
+    parser.add_argument(
+        "--fillfactor",
+        type=int,
+        default=None,
+        help="set the deliveries table's fillfactor (an experiment: room in each page lets the"
+        " send's UPDATE stay on the page, a HOT update that writes no index entries)",
+    )
+    parser.add_argument(
+        "--preferences",
+        action="store_true",
+        help="readers' preferences: languages, quiet hours, daily caps (issue 11)",
+    )
     parser.add_argument(
         "--database",
         default=os.environ.get(
@@ -165,12 +317,16 @@ def main() -> int:
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     db_url = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={schema}')}"
+    # The workers' backends are told apart from everyone else's (the benchmark's own polling, other
+    # users of the server) by their application_name.
+    worker_app_name = f"{schema}_workers"
+    worker_db_url = f"{db_url}&application_name={worker_app_name}"
     broker = args.broker or args.redis.rsplit("/", 1)[0] + "/13"
     emulator_proc, emulator_url = start_emulator_process(capacity=args.devices + 10_000)
     tmp = Path(tempfile.mkdtemp(prefix="fanout-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("NOTIFIER_")}
     env.update(
-        NOTIFIER_DATABASE_URL=db_url,
+        NOTIFIER_DATABASE_URL=worker_db_url,
         NOTIFIER_BROKER_URL=broker,
         NOTIFIER_REDIS_URL=args.redis,
         NOTIFIER_FCM_ENDPOINT=emulator_url,
@@ -188,17 +344,32 @@ def main() -> int:
         redis.Redis.from_url(args.redis).flushdb()
         engine = make_engine(db_url)
         migrate.upgrade(engine)
-        settings = load_settings({k: v for k, v in env.items() if k.startswith("NOTIFIER_")})
+        if args.fillfactor:
+            with engine.begin() as conn:
+                conn.execute(text(f"ALTER TABLE deliveries SET (fillfactor = {args.fillfactor:d})"))
+        settings = load_settings(
+            {
+                **{k: v for k, v in env.items() if k.startswith("NOTIFIER_")},
+                "NOTIFIER_DATABASE_URL": db_url,
+            }
+        )
         runtime = Runtime.start(settings)
         runtime.publisher = CeleryPublisher(make_celery(settings))
 
         log(f"subscribing {args.devices:,} devices (half of them to two topics)")
-        report = import_devices(engine, device_lines(args.devices, ["israel", "breaking"]))
+        report = import_devices(
+            engine, device_lines(args.devices, ["israel", "breaking"], args.preferences)
+        )
         log(f"  {report.imported:,} devices, {report.subscriptions_added:,} subscriptions")
+        if args.preferences:
+            shares = set_preferences(engine, make_session_factory(engine), datetime.now(UTC))
+            log("  preferences: " + ", ".join(f"{v:,} {k}" for k, v in shares.items()))
 
         log(f"bare aiohttp client: {args.bare:,} requests against the emulator")
+        cpu_before = time.process_time()
         bare = asyncio.run(bare_client_rate(emulator_url, args.bare))
-        log(f"  {bare:,.0f} messages/s")
+        bare_cpu_us = (time.process_time() - cpu_before) / args.bare * 1e6
+        log(f"  {bare:,.0f} messages/s, {bare_cpu_us:,.0f} µs of client CPU per message")
         urllib.request.urlopen(
             urllib.request.Request(f"{emulator_url}/emulator/messages", method="DELETE")
         )
@@ -231,18 +402,34 @@ def main() -> int:
         baseline_rss = sum(rss_kib(w.pid) for w in workers)
 
         client = create_app(runtime=runtime).test_client()
-        body = json.dumps(
-            {
-                "type": "article.published",
-                "data": {
-                    "id": "bench-article",
-                    "url": "https://news.example/bench",
-                    "headline": "Benchmark: breaking",
-                    "topics": ["israel", "breaking"],
-                    "breaking": True,
-                },
+        data: dict[str, object] = {
+            "id": "bench-article",
+            "url": "https://news.example/bench",
+            "headline": "Benchmark: breaking",
+            "topics": ["israel", "breaking"],
+            "breaking": True,
+        }
+        if args.preferences:
+            data["locale"] = "en"
+            data["translations"] = {
+                tag: {"headline": f"Benchmark ({tag})", "summary": f"Résumé {tag}"}
+                for tag in LANGUAGES[1:]
             }
-        ).encode()
+        body = json.dumps({"type": "article.published", "data": data}).encode()
+        postgres = PostgresPids(admin, worker_app_name)
+        sampler = CpuSampler(
+            {
+                "workers": lambda: [p for w in workers for p in process_tree(w.pid)],
+                # Celery's main processes: they take the messages from the broker and hand them
+                # to the pool processes, which run the tasks.
+                "worker main processes": lambda: [w.pid for w in workers],
+                "postgres": postgres.refresh,
+                "postgres background": lambda: postgres.background,
+                "redis": lambda: pids_named("redis-server"),
+                "emulator": lambda: process_tree(emulator_proc.pid),
+            }
+        )
+        sampler.open()
         ts = int(time.time())
         started = time.time()
         response = client.post(
@@ -274,7 +461,7 @@ def main() -> int:
 
                 alert = session.get(Alert, alert_id)
                 assert alert is not None
-                done = alert.sent + alert.failed + alert.pruned
+                done = alert.sent + alert.failed + alert.pruned + alert.suppressed + alert.cancelled
                 status = alert.status
             if time.time() - last_print > 2:
                 rate = done / max(time.time() - started, 1e-9)
@@ -283,6 +470,7 @@ def main() -> int:
             if status not in ("scheduled", "sending"):
                 break
             time.sleep(0.2)
+        cpu = sampler.close()
         first, last, received = arrival_window(emulator_url)
         elapsed = last - started
         rate = received / elapsed if elapsed > 0 else 0.0
@@ -297,6 +485,16 @@ def main() -> int:
             f"worker peak RSS         {peak_rss / 1024:.0f} MiB total for {args.workers} worker(s) "
             f"(idle {baseline_rss / 1024:.0f} MiB)"
         )
+        delivered = print_counts(engine, alert_id, args.devices, received)
+        print_cpu(cpu, delivered, bare_cpu_us)
+        with engine.connect() as conn:
+            updates, hot = conn.execute(
+                text(
+                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                    "WHERE relname = 'deliveries' AND schemaname = current_schema()"
+                )
+            ).one()
+        print(f"deliveries updates      {updates:,}, of which HOT (no index entries) {hot:,}")
         with runtime.sessions() as session:  # what GET /v1/alerts/{id} reports as `latency`
             from notifier.alerts.latency import alert_latency
 
@@ -305,7 +503,7 @@ def main() -> int:
         print(f"within 120 s of due     {(lat.within_120s or 0):.2%} of {lat.accepted:,} accepted")
         runtime.close()
         engine.dispose()
-        return 0 if received == args.devices else 1
+        return 0 if received == delivered and (args.preferences or delivered == args.devices) else 1
     finally:
         for worker in workers:
             try:

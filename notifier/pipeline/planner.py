@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from sqlalchemy import ColumnElement, false, func, insert, or_, select, union_all
+from sqlalchemy import ColumnElement, false, func, insert, or_, select, text, union_all
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
@@ -50,6 +50,7 @@ from notifier.core.vocabulary import (
     TriggerKind,
 )
 from notifier.pipeline.preferences import language
+from notifier.pipeline.record import among
 
 PAGE_SIZE = 500
 
@@ -200,7 +201,7 @@ def _plan_page(
             (device_id, app)
             for device_id, app in session.execute(
                 select(Device.id, Device.app)
-                .where(Device.id.in_(device_ids), *audience_filter)
+                .where(among(session, Device.id, device_ids), *audience_filter)
                 .order_by(Device.id)
             )
         ]
@@ -238,13 +239,42 @@ def _record_batch(
     )
     session.add(batch)
     session.flush()
+    _add_pending(session, alert.id, batch.id, device_ids, now)
+    return batch.id
+
+
+# One statement text for every page: prepared once per connection, where a multi-row VALUES of
+# 500 rows is rendered, parsed in Python and planned by PostgreSQL anew for each page.
+_ADD_PENDING_PG = text(
+    "INSERT INTO deliveries (alert_id, device_id, batch_id, status, silent, attempts, updated_at) "
+    "SELECT :alert_id, device_id, :batch_id, :pending, false, 0, :now "
+    "FROM unnest(CAST(:ids AS bigint[])) AS page(device_id)"
+)
+
+
+def _add_pending(
+    session: Session, alert_id: str, batch_id: int, device_ids: list[int], now: datetime
+) -> None:
+    """One pending delivery per device of the batch (one array parameter on PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _ADD_PENDING_PG,
+            {
+                "alert_id": alert_id,
+                "batch_id": batch_id,
+                "pending": DeliveryStatus.PENDING.value,
+                "now": now,
+                "ids": device_ids,
+            },
+        )
+        return
     session.execute(
         insert(Delivery),
         [
             {
-                "alert_id": alert.id,
+                "alert_id": alert_id,
                 "device_id": device_id,
-                "batch_id": batch.id,
+                "batch_id": batch_id,
                 "status": DeliveryStatus.PENDING,
                 "attempts": 0,
                 "updated_at": now,
@@ -252,7 +282,6 @@ def _record_batch(
             for device_id in device_ids
         ],
     )
-    return batch.id
 
 
 def _test_audience(session: Session, alert: Alert, after: int) -> list[int]:

@@ -24,7 +24,19 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import BigInteger, String, column, delete, func, select, update, values
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    SQLColumnExpression,
+    any_,
+    cast,
+    delete,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.lifecycle import expire_alert, finish_if_complete
@@ -63,6 +75,42 @@ class BatchResult:
     counts: dict[str, int] = field(default_factory=dict)
     retry_in: float | None = None
     rate_wait: float = 0.0
+
+
+# On PostgreSQL, a batch's device ids travel as one array parameter (``= ANY(:ids)``, ``unnest``):
+# the statement's text is the same for every batch, so SQLAlchemy and psycopg compile it once and
+# PostgreSQL prepares it, where an ``IN`` list or a ``VALUES`` list of 500 renders, parses and
+# plans a new statement of a thousand parameters each time (about a sixth of a worker's CPU).
+_ACCEPT_PG = text(
+    "UPDATE deliveries SET status = :sent, updated_at = :now, attempts = attempts + 1, "
+    # Each row's own name, found by its position: no join, so no join order for statistics
+    # taken before the fan-out to get wrong (a nested loop over the 500 names per row did).
+    "message_name = (CAST(:names AS text[]))[array_position(CAST(:ids AS bigint[]), device_id)] "
+    "WHERE batch_id = :batch_id AND device_id = ANY(CAST(:ids AS bigint[])) "
+    "AND status = :pending"
+)
+
+
+def plan_per_execution(session: Session) -> None:
+    """Have PostgreSQL plan this transaction's statements for their actual values.
+
+    psycopg prepares a statement run five times; PostgreSQL may then reuse a generic plan built
+    on the table's statistics. Those of ``deliveries`` are stale during a fan-out (the table
+    grows by the whole audience within minutes of the last ANALYZE), and a generic plan built on
+    them read far more than the batch's 500 rows: the accepted devices' UPDATE cost about 60 µs
+    of PostgreSQL CPU per device prepared against 13 µs planned each time (docs/performance.md).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+
+
+def among(
+    session: Session, column_: SQLColumnExpression[int], ids: Sequence[int]
+) -> ColumnElement[bool]:
+    """SQL: ``column_`` is one of ``ids``; one array parameter on PostgreSQL, ``IN`` elsewhere."""
+    if session.get_bind().dialect.name == "postgresql":
+        return column_ == any_(cast(list(ids), ARRAY(BigInteger)))
+    return column_.in_(list(ids))
 
 
 # Locks. Every transaction that locks an alert and its batches takes the alert first: one lock
@@ -161,7 +209,7 @@ def release_cap(session: Session, alert_id: str, device_ids: Sequence[int]) -> N
     if device_ids:
         session.execute(
             delete(DeviceSend).where(
-                DeviceSend.alert_id == alert_id, DeviceSend.device_id.in_(list(device_ids))
+                DeviceSend.alert_id == alert_id, among(session, DeviceSend.device_id, device_ids)
             )
         )
 
@@ -194,7 +242,7 @@ def move_pending(
         update(Delivery)
         .where(
             owner,
-            Delivery.device_id.in_(list(device_ids)),
+            among(session, Delivery.device_id, device_ids),
             Delivery.status == DeliveryStatus.PENDING,
         )
         .values(
@@ -213,7 +261,8 @@ def _accept(
 ) -> int:
     """Mark accepted devices sent, with FCM's message name; returns the rows moved.
 
-    PostgreSQL does it in one UPDATE ... FROM (VALUES ...); SQLite (no column aliases on VALUES)
+    PostgreSQL does it in one UPDATE taking the ids and the names as two arrays, the same
+    statement for every batch; SQLite (no column aliases on VALUES)
     moves the rows, then stores the names by primary key.
     """
     if not accepted:
@@ -230,26 +279,19 @@ def _accept(
             ],
         )
         return moved
-    names = values(column("device_id", BigInteger), column("name", String), name="accepted").data(
-        [(o.device_id, o.message_name) for o in accepted]
-    )
     result = session.execute(
-        update(Delivery)
-        .where(
-            # The batch narrows the join to its own rows (an index range), whatever the
-            # planner's statistics say; by alert alone it can scan the whole audience.
-            Delivery.batch_id == batch_id,
-            Delivery.alert_id == alert.id,
-            Delivery.device_id == names.c.device_id,
-            Delivery.status == DeliveryStatus.PENDING,
-        )
-        .values(
-            status=DeliveryStatus.SENT,
-            message_name=names.c.name,
-            updated_at=now,
-            attempts=Delivery.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
+        _ACCEPT_PG,
+        {
+            "sent": DeliveryStatus.SENT.value,
+            "pending": DeliveryStatus.PENDING.value,
+            "now": now,
+            "ids": [o.device_id for o in accepted],
+            "names": [o.message_name for o in accepted],
+            # The batch alone selects the rows (an index range of at most 500): with the alert's
+            # id as well, statistics taken before the fan-out filled the table can make
+            # PostgreSQL read the alert's whole audience to intersect it with the batch.
+            "batch_id": batch_id,
+        },
     )
     sent: int = result.rowcount  # type: ignore[attr-defined]
     alert.sent += sent
@@ -260,7 +302,7 @@ def _mark_dead(session: Session, device_ids: list[int], reason: str, now: dateti
     """A pruned token is dead for every alert: the planner and later leases skip it."""
     session.execute(
         update(Device)
-        .where(Device.id.in_(device_ids))
+        .where(among(session, Device.id, device_ids))
         .values(state=DeviceState.DEAD, dead_reason=reason, dead_at=now)
     )
 
@@ -331,7 +373,7 @@ def schedule_retries(
     device_ids = [r.device_id for r in retries]
     session.execute(
         update(Delivery)
-        .where(Delivery.alert_id == alert.id, Delivery.device_id.in_(device_ids))
+        .where(Delivery.alert_id == alert.id, among(session, Delivery.device_id, device_ids))
         .values(attempts=Delivery.attempts + 1, updated_at=now)
         .execution_options(synchronize_session=False)
     )
@@ -414,6 +456,7 @@ def record_outcomes(
         owned = owned_batch(session, batch_id, owner)
         if owned is None:
             return BatchResult(batch_id, "lease_lost")
+        plan_per_execution(session)
         alert, batch = owned
         classified = classify(outcomes)
         suppressed = record_suppressed(
@@ -456,6 +499,7 @@ def record_gone(
         owned = owned_batch(session, batch_id, owner)
         if owned is None:
             return
+        plan_per_execution(session)
         alert, _batch = owned
         move_pending(session, alert, dead, DeliveryStatus.PRUNED, ALREADY_PRUNED, now)
         move_pending(session, alert, missing, DeliveryStatus.FAILED, DEVICE_GONE, now)
@@ -501,16 +545,20 @@ def decide_preferences(
     capped = sorted(d.device_id for d in devices if is_capped(d, urgency, default_cap))
     if not capped and not any(in_quiet_hours(d, now) for d in devices):
         return Verdicts()
+    plan_per_execution(session)
     recent: dict[int, int] = {}
     if capped:
         session.execute(
-            select(Device.id).where(Device.id.in_(capped)).order_by(Device.id).with_for_update()
+            select(Device.id)
+            .where(among(session, Device.id, capped))
+            .order_by(Device.id)
+            .with_for_update()
         )
         recent = dict(
             session.execute(
                 select(DeviceSend.device_id, func.count())
                 .where(
-                    DeviceSend.device_id.in_(capped),
+                    among(session, DeviceSend.device_id, capped),
                     DeviceSend.sent_at > now - CAP_WINDOW,
                     DeviceSend.alert_id != alert_id,
                 )
@@ -544,7 +592,7 @@ def decide_preferences(
         # Kept on the device's delivery: what happened to it, and why, stays on record.
         session.execute(
             update(Delivery)
-            .where(Delivery.batch_id == batch_id, Delivery.device_id.in_(silent))
+            .where(Delivery.batch_id == batch_id, among(session, Delivery.device_id, silent))
             .values(silent=True)
             .execution_options(synchronize_session=False)
         )

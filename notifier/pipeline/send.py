@@ -245,6 +245,13 @@ def _lease(
             alert_locale = alert.locale or default_locale
             translations = dict(alert.translations or {})
             live = [r for r in rows if r.state == DeviceState.ACTIVE]
+            # Without a default cap, a device with neither quiet hours nor a cap of its own is
+            # simply sent: only the others are handed to the rules (most batches: none).
+            minded = (
+                live
+                if default_max_per_day is not None
+                else [r for r in live if r.quiet_start is not None or r.max_per_day is not None]
+            )
             verdicts = decide_preferences(
                 session,
                 alert.id,
@@ -260,7 +267,7 @@ def _lease(
                         r.max_per_day,
                         r.urgent_overrides,
                     )
-                    for r in live
+                    for r in minded
                 ],
                 urgency=alert.urgency,
                 default_cap=default_max_per_day,
