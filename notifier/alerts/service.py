@@ -10,6 +10,7 @@ device from pending to exactly one terminal counter in the same transaction
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -316,16 +317,10 @@ def by_locale(session: Session, alert_id: str, default_locale: str) -> dict[str,
         .where(Delivery.alert_id == alert_id)
         .group_by(Device.locale, Delivery.status)
     ).all()
-    languages: dict[str, dict[str, int]] = {}
-    for locale, status, number, silent in rows:
-        language = _language(locale, default_locale)
-        counts = languages.setdefault(
-            language, {**{s.value: 0 for s in DeliveryStatus}, "silent": 0, "audience": 0}
-        )
-        counts[str(status)] += number
-        counts["audience"] += number
-        if status == DeliveryStatus.SENT:
-            counts["silent"] += int(silent or 0)
+    languages = _counts_by(
+        (_language(locale, default_locale), status, number, silent)
+        for locale, status, number, silent in rows
+    )
     return dict(sorted(languages.items(), key=lambda item: (-item[1]["audience"], item[0])))
 
 
@@ -347,16 +342,24 @@ def by_app(session: Session, alert_id: str) -> dict[str, dict[str, int]]:
         .where(Delivery.alert_id == alert_id)
         .group_by(Batch.app, Delivery.status)
     ).all()
-    apps: dict[str, dict[str, int]] = {}
-    for app, status, number, silent in rows:
-        counts = apps.setdefault(
-            app, {**{s.value: 0 for s in DeliveryStatus}, "silent": 0, "audience": 0}
+    return dict(sorted(_counts_by(tuple(row) for row in rows).items()))
+
+
+def _counts_by(
+    rows: Iterable[tuple[str, DeliveryStatus, int, int | None]],
+) -> dict[str, dict[str, int]]:
+    """Fold ``(key, status, devices, silent)`` rows into counts per key: every delivery status
+    (zeros included), ``silent`` (among ``sent``) and ``audience``, adding up as an alert's do."""
+    grouped: dict[str, dict[str, int]] = {}
+    for key, status, number, silent in rows:
+        counts = grouped.setdefault(
+            key, {**{s.value: 0 for s in DeliveryStatus}, "silent": 0, "audience": 0}
         )
         counts[str(status)] += number
         counts["audience"] += number
         if status == DeliveryStatus.SENT:
             counts["silent"] += int(silent or 0)
-    return dict(sorted(apps.items()))
+    return grouped
 
 
 def to_push_alert(alert: Alert, public_url: str | None = None) -> PushAlert:
