@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import redis
 
-from notifier.pipeline.quota import LocalTokenBucket, PerAppLimiters, RedisTokenBucket, quota_key
+from notifier.pipeline.quota import (
+    Deferred,
+    LocalTokenBucket,
+    PerAppLimiters,
+    RedisTokenBucket,
+    quota_key,
+)
 
 
 class FakeClock:
@@ -54,3 +60,40 @@ def test_buckets_of_two_apps_in_redis_do_not_share_tokens(redis_url: str) -> Non
     finally:
         client.delete(quota_key(prefix, "fr"), quota_key(prefix, "en"))
         client.close()
+
+
+def test_a_deferred_reservation_in_redis_takes_no_tokens(redis_url: str) -> None:
+    """Past the bound the script answers the wait and writes nothing: the quota's rate holds."""
+    from tests.conftest import _KEY_PREFIX
+
+    client = redis.Redis.from_url(redis_url)
+    key = quota_key(_KEY_PREFIX.get(), "fr")
+    try:
+        fr = RedisTokenBucket(client, 600, key=key)  # 3 tokens of burst, ~9.6 a second
+        assert fr.acquire_within(3, max_wait=2.0) == 0  # within the bound: reserved, no wait
+        before = client.hgetall(key)
+
+        deferred = fr.acquire_within(60, max_wait=2.0)  # ~6 s of tokens: past the bound
+
+        assert isinstance(deferred, Deferred)
+        assert 2.0 < deferred.wait < 7.0
+        assert client.hgetall(key) == before  # not a token taken, not even the clock moved
+        # What was not taken is still there: a reservation within the bound gets it at once.
+        assert fr.acquire_within(1, max_wait=2.0) < 0.2
+    finally:
+        client.delete(key)
+        client.close()
+
+
+def test_a_deferred_reservation_in_memory_takes_no_tokens_and_sleeps_not() -> None:
+    clock = FakeClock()
+    fr = LocalTokenBucket(600, clock=clock, sleep=clock.sleep)
+    assert fr.acquire(3) == 0  # the whole burst
+
+    deferred = fr.acquire_within(60, max_wait=2.0)
+
+    assert isinstance(deferred, Deferred) and deferred.wait > 2.0
+    assert clock.slept == []
+    clock.now += 0.5
+    # Half a second refilled ~4.8 tokens, none of them taken by the deferral: 3 at no wait.
+    assert fr.acquire_within(3, max_wait=2.0) == 0

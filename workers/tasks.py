@@ -21,6 +21,7 @@ from notifier.core.vocabulary import TriggerKind
 from notifier.pipeline import planner, sweeper
 from notifier.pipeline import send as delivery
 from notifier.pipeline.quota import (
+    MAX_IN_TASK_WAIT_SECONDS,
     LocalTokenBucket,
     PerAppLimiters,
     RedisTokenBucket,
@@ -211,6 +212,9 @@ def send_batch(batch_id: int) -> dict[str, Any]:
         public_url=settings.public_url,
         default_locale=settings.default_locale,
         default_max_per_day=settings.default_max_per_day,
+        # With several apps, a batch far past its app's quota is deferred, not slept on in the
+        # slot another app's batch could use; a single app waits as before (nothing to gain).
+        max_wait=MAX_IN_TASK_WAIT_SECONDS if len(settings.apps.ids) > 1 else None,
     )
     if result.retry_in is not None and result.retry_in <= MAX_COUNTDOWN:
         # Longer waits are left to the sweeper: a countdown past the broker's visibility

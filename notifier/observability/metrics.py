@@ -34,6 +34,7 @@ HELP = {
     "notifier_delivery_latency_seconds": "From an event's arrival to FCM accepting a device.",
     "notifier_app_sends_total": "Send attempts per app by FCM's answer (accepted, retry, ...).",
     "notifier_app_quota_wait_seconds_total": "Seconds senders waited for an app's FCM quota.",
+    "notifier_app_quota_deferrals_total": "Batches given back to wait for an app's FCM quota.",
 }
 HISTOGRAMS = ("notifier_fcm_request_seconds", "notifier_delivery_latency_seconds")
 

@@ -17,6 +17,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import redis
@@ -29,6 +30,11 @@ BURST_FRACTION = 0.005
 # How long after its tokens are granted a send may still reach FCM: the time to send a chunk of
 # up to ``capacity`` messages on a busy machine, plus clock and network skew.
 SEND_DELAY_ALLOWANCE_SECONDS = 2.0
+# With several apps, the longest a batch waits for its app's tokens inside its task. A longer
+# wait would hold a worker slot that another app's batch could use: the batch is deferred
+# instead (re-published for when its tokens will be there). Small, so a wait it does allow
+# costs the other apps little; not zero, so a bucket merely refilling is waited for in place.
+MAX_IN_TASK_WAIT_SECONDS = 2.0
 
 
 class BucketShape(NamedTuple):
@@ -64,12 +70,17 @@ _RESERVE = """
 local rate = tonumber(ARGV[1])
 local capacity = tonumber(ARGV[2])
 local wanted = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or capacity
 local ts = tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + (now - ts) * rate / 1000) - wanted
+if max_wait and max_wait >= 0 and tokens < 0 then
+  local wait = math.ceil(-tokens * 1000 / rate)
+  if wait > max_wait then return -wait end
+end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], 3600000)
 if tokens >= 0 then return 0 end
@@ -77,12 +88,28 @@ return math.ceil(-tokens * 1000 / rate)
 """
 
 
+@dataclass(frozen=True, slots=True)
+class Deferred:
+    """A reservation not made: its tokens would take ``wait`` seconds, past the caller's bound.
+
+    Nothing was taken from the bucket, so the quota's rate is not lowered by asking.
+    """
+
+    wait: float
+
+
 class SendLimiter(Protocol):
-    """Reserve ``n`` sends; returns the seconds the caller waited for them."""
+    """Reserve ``n`` sends: ``acquire`` returns the seconds the caller waited for them.
+
+    ``acquire_within`` bounds the wait by ``max_wait`` seconds: past it the bucket is left
+    untouched, nothing is waited for, and :class:`Deferred` says how long the tokens would take.
+    """
 
     max_chunk: int
 
     def acquire(self, n: int) -> float: ...
+
+    def acquire_within(self, n: int, max_wait: float) -> float | Deferred: ...
 
 
 class RedisTokenBucket:
@@ -97,7 +124,21 @@ class RedisTokenBucket:
         self._script = client.register_script(_RESERVE)
 
     def acquire(self, n: int) -> float:
-        wait_ms = int(self._script(keys=[self.key], args=[self.rate, self.capacity, n]))
+        return self._wait_for(self._run(n, -1))
+
+    def acquire_within(self, n: int, max_wait: float) -> float | Deferred:
+        wait_ms = self._run(n, max(0, math.floor(max_wait * 1000)))
+        if wait_ms < 0:  # the script wrote nothing
+            return Deferred(-wait_ms / 1000)
+        return self._wait_for(wait_ms)
+
+    def _run(self, n: int, max_wait_ms: int) -> int:
+        """The script's answer: the wait reserved in ms, or minus the wait it declined (only
+        with a bound: ``max_wait_ms`` -1 reserves whatever the wait)."""
+        return int(self._script(keys=[self.key], args=[self.rate, self.capacity, n, max_wait_ms]))
+
+    @staticmethod
+    def _wait_for(wait_ms: int) -> float:
         if wait_ms > 0:
             time.sleep(wait_ms / 1000)
         return wait_ms / 1000
@@ -154,14 +195,29 @@ class LocalTokenBucket:
 
     def reserve(self, n: int) -> float:
         """Take ``n`` tokens now, into debt if need be: the seconds until they are the caller's."""
+        return self._take(n, None)[0]
+
+    def _take(self, n: int, max_wait: float | None) -> tuple[float, bool]:
+        """The wait for ``n`` tokens, and whether they were taken (not past ``max_wait``)."""
         with self._lock:
             now = self._clock()
-            self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate) - n
-            self._stamp = now
-            return -self._tokens / self.rate if self._tokens < 0 else 0.0
+            tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate) - n
+            wait = -tokens / self.rate if tokens < 0 else 0.0
+            if max_wait is not None and wait > max_wait:
+                return wait, False
+            self._tokens, self._stamp = tokens, now
+            return wait, True
 
     def acquire(self, n: int) -> float:
         wait = self.reserve(n)
+        if wait > 0:
+            self._sleep(wait)
+        return wait
+
+    def acquire_within(self, n: int, max_wait: float) -> float | Deferred:
+        wait, taken = self._take(n, max_wait)
+        if not taken:
+            return Deferred(wait)
         if wait > 0:
             self._sleep(wait)
         return wait

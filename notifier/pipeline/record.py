@@ -71,7 +71,9 @@ class BatchResult:
     """What happened to a batch in one run; ``retry_in`` asks the caller to run it again later."""
 
     batch_id: int
-    state: str  # "done" | "retry" | "skipped" | "cancelled" | "expired" | "lease_lost" | "not_due"
+    # "done" | "retry" | "skipped" | "cancelled" | "expired" | "lease_lost" | "not_due" |
+    # "deferred" (given back unsent to wait for its app's quota: notifier.pipeline.defer)
+    state: str
     counts: dict[str, int] = field(default_factory=dict)
     retry_in: float | None = None
     rate_wait: float = 0.0

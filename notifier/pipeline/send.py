@@ -43,8 +43,9 @@ from notifier.core.vocabulary import (
     DeviceState,
 )
 from notifier.fcm.types import Localized, Outcome, PushAlert, Target
+from notifier.pipeline.defer import give_back
 from notifier.pipeline.preferences import DevicePrefs, best_text
-from notifier.pipeline.quota import SendLimiter
+from notifier.pipeline.quota import Deferred, SendLimiter
 from notifier.pipeline.record import (
     BatchResult,
     Verdicts,
@@ -85,6 +86,7 @@ def send_batch(
     default_max_per_day: int | None = None,
     sender_for: Callable[[str], Sender] | None = None,
     limiter_for: Callable[[str], SendLimiter] | None = None,
+    max_wait: float | None = None,
 ) -> BatchResult:
     """Send batch ``batch_id`` once: lease it, send its pending devices, record the outcomes.
 
@@ -93,6 +95,12 @@ def send_batch(
     reports none, ``default_max_per_day`` the cap of a reader who chose none. With several apps,
     ``sender_for`` and ``limiter_for`` give the batch's app its own sender (credentials, OAuth
     token, connection pool) and quota bucket, in place of ``sender`` and ``limiter``.
+
+    ``max_wait`` (seconds; with several apps) bounds how long the batch waits for its app's
+    tokens in this task: a first chunk whose tokens are further away gives the lease back unsent
+    and returns ``deferred`` with ``retry_in`` (see :mod:`notifier.pipeline.defer`), freeing the
+    slot for the other apps' batches. Once a chunk went out, the batch finishes as it began.
+    None waits whatever it takes.
     """
     owner = str(uuid.uuid4())
     leased_at = clock()
@@ -118,7 +126,16 @@ def send_batch(
     latencies: list[float] = []
     for start in range(0, len(targets), limiter.max_chunk):
         chunk = targets[start : start + limiter.max_chunk]
-        waited = limiter.acquire(len(chunk))
+        if start == 0 and max_wait is not None:
+            granted = limiter.acquire_within(len(chunk), max_wait)
+            if isinstance(granted, Deferred):
+                tally.add("notifier_app_quota_deferrals_total", app=app)
+                return give_back(
+                    sessions, batch_id, owner, wait=granted.wait, now=clock(), tally=tally
+                )
+            waited = granted
+        else:
+            waited = limiter.acquire(len(chunk))
         if waited > 0:
             tally.add("notifier_rate_limit_waits_total")
             tally.add("notifier_rate_limit_wait_seconds_total", waited)
