@@ -126,6 +126,12 @@ class RedisTokenBucket:
     def acquire(self, n: int) -> float:
         return self._wait_for(self._run(n, -1))
 
+    def reserve(self, n: int) -> float:
+        """Take ``n`` tokens now, into debt if need be, without waiting: the seconds until they
+        are the caller's (as :meth:`LocalTokenBucket.reserve`; benchmarks and tests use it to
+        stand for sends made elsewhere)."""
+        return self._run(n, -1) / 1000
+
     def acquire_within(self, n: int, max_wait: float) -> float | Deferred:
         wait_ms = self._run(n, max(0, math.floor(max_wait * 1000)))
         if wait_ms < 0:  # the script wrote nothing

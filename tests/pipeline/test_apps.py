@@ -8,16 +8,22 @@ devices, with a reason, and prunes nothing.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import redis
 from sqlalchemy import select
 
-from notifier.core.models import Delivery, Device
+from notifier.core.models import Batch, Delivery, Device
 from notifier.emulator import write_service_account
+from notifier.pipeline.quota import RedisTokenBucket, quota_key
 from tests.pipeline.conftest import Stack
 
 EN, FR = "en", "fr"
+# How far ahead fr's tokens are taken in the test of deferral: long enough that en's alert,
+# queued behind fr's, goes out before fr's tokens are due even on a loaded machine.
+FR_DEBT_SECONDS = 30
 PROJECTS = {EN: "news-en", FR: "news-fr"}
 
 
@@ -58,6 +64,14 @@ def _subscribe(stack: Stack, app_id: str, count: int, prefix: str) -> list[str]:
         )
         assert response.status_code == 201, response.json
     return tokens
+
+
+def _wait_until_ready(stack: Stack, timeout: float = 90) -> None:
+    """Until the worker says it is ready (Celery's "ready." line), so it is consuming."""
+    deadline = time.monotonic() + timeout
+    while " ready." not in stack.worker_logs():
+        assert time.monotonic() < deadline, stack.worker_logs()[-4000:]
+        time.sleep(0.2)
 
 
 def _project_of(message: dict[str, object]) -> str:
@@ -149,3 +163,52 @@ def test_fault_12_one_apps_credentials_revoked_fail_only_its_devices_and_prune_n
     assert 'notifier_app_sends_total{app="en",outcome="accepted"} 5.0' in metrics
     assert 'notifier_app_sends_total{app="fr",outcome="accepted"}' not in metrics
     assert 'notifier_app_devices{app="fr",state="active"} 5.0' in metrics
+
+
+def test_a_batch_far_past_its_apps_quota_frees_the_worker_for_the_other_app(
+    stack_factory: Callable[..., Stack], tmp_path: Path, emulator: str
+) -> None:
+    # fr's quota is 600 a minute (3 of burst, so its 3 devices are one chunk) and a fan-out
+    # elsewhere has already taken its next 30 s of tokens; the worker has one slot. fr's alert
+    # is queued first. Sleeping for fr's tokens would hold that slot for the 30 s; the batch
+    # is given back instead, en's alert goes out meanwhile, and fr's follows when its tokens are
+    # there, under its quota.
+    stack = _two_app_stack(stack_factory, tmp_path, emulator, fr_quota="600")
+    stack.emulator._call("POST", "/emulator/quota", {"per_minute": 600, "project": PROJECTS[FR]})
+    en_tokens = _subscribe(stack, EN, 5, "defer")
+    fr_tokens = _subscribe(stack, FR, 3, "defer")
+    stack.start_worker(concurrency=1)
+    _wait_until_ready(stack)
+    client = redis.Redis.from_url(stack.settings.redis_url or "")
+    fr_bucket = RedisTokenBucket(client, 600, key=quota_key(stack.settings.redis_key_prefix, FR))
+    fr_bucket.reserve(int(fr_bucket.rate * FR_DEBT_SECONDS))
+    client.close()
+
+    fr_alert = stack.post_alert(headline="Édition française", apps=[FR])
+    en_alert = stack.post_alert(headline="English edition", apps=[EN])
+    en_view = stack.wait_for_status(en_alert["id"], timeout=120)
+
+    # en went out while fr's alert, queued before it, had sent nothing yet.
+    assert en_view["status"] == "sent" and en_view["counts"]["sent"] == 5
+    fr_now = stack.alert(fr_alert["id"])
+    assert fr_now["counts"]["sent"] == 0 and fr_now["counts"]["pending"] == 3
+    assert sorted(stack.emulator.tokens()) == sorted(en_tokens)
+
+    fr_view = stack.wait_for_status(fr_alert["id"], timeout=120)
+
+    assert fr_view["status"] == "sent" and fr_view["counts"]["sent"] == 3
+    assert fr_view["counts"]["failed"] == 0
+    messages = stack.emulator.messages()
+    fr_sent = sorted(str(m["token"]) for m in messages if _project_of(m) == PROJECTS[FR])
+    assert fr_sent == sorted(fr_tokens)  # each once: giving back sent nobody twice
+    first_fr = min(int(m["seq"]) for m in messages if _project_of(m) == PROJECTS[FR])
+    assert all(int(m["seq"]) < first_fr for m in messages if _project_of(m) == PROJECTS[EN])
+    assert "QUOTA_EXCEEDED" not in stack.emulator.stats()["projects"][PROJECTS[FR]]
+    metrics = stack.client.get("/metrics").get_data(as_text=True)
+    assert 'notifier_app_quota_deferrals_total{app="fr"}' in metrics
+    assert 'notifier_app_quota_deferrals_total{app="en"}' not in metrics
+    with stack.runtime.sessions() as session:
+        attempts = set(
+            session.scalars(select(Batch.attempts).where(Batch.alert_id == fr_alert["id"]))
+        )
+    assert attempts == {1}  # the deferrals counted no attempt
