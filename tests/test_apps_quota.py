@@ -74,9 +74,10 @@ def test_a_deferred_reservation_in_redis_takes_no_tokens(redis_url: str) -> None
         before = client.hgetall(key)
 
         deferred = fr.acquire_within(60, max_wait=2.0)  # ~6 s of tokens: past the bound
+        peeked = fr.peek(60)  # asked before a lease: the same answer, nothing taken either
 
         assert isinstance(deferred, Deferred)
-        assert 2.0 < deferred.wait < 7.0
+        assert 2.0 < deferred.wait < 7.0 and 2.0 < peeked < 7.0
         assert client.hgetall(key) == before  # not a token taken, not even the clock moved
         # What was not taken is still there: a reservation within the bound gets it at once.
         assert fr.acquire_within(1, max_wait=2.0) < 0.2

@@ -19,10 +19,17 @@ Giving back leaves the batch as if this lease had never been taken:
   attempt, suppress a device without giving its place back.
 
 No delivery changes status, so the alert's counts are untouched and still add up.
+
+Most deferrals cost less than that: before leasing, :func:`defer_unleased` asks the bucket
+(taking nothing) and defers a batch whose tokens are far, for a read and a write by primary key.
+While workers outpace an app's quota its batches come back every couple of seconds to ask again,
+and a lease reads the batch's 500 deliveries. The lease's own check remains for the race of two
+workers that both found the tokens near.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -31,7 +38,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifier.alerts.cap_places import release_unsent_places
 from notifier.core.counters import Tally
 from notifier.core.models import Alert, Batch, Delivery
-from notifier.core.vocabulary import BatchStatus, DeliveryStatus
+from notifier.core.vocabulary import WAITING_BATCH_STATUSES, BatchStatus, DeliveryStatus
+from notifier.pipeline.quota import SendLimiter
 from notifier.pipeline.record import BatchResult, alert_of
 
 DEFERRED = "deferred"
@@ -88,5 +96,48 @@ def give_back(
             .values(silent=False)
             .execution_options(synchronize_session=False)
         )
+        tally.flush(session)
+    return BatchResult(batch_id, DEFERRED, retry_in=wait)
+
+
+def defer_unleased(
+    sessions: sessionmaker[Session],
+    batch_id: int,
+    *,
+    limiter_of: Callable[[str], SendLimiter],
+    max_wait: float,
+    now: datetime,
+) -> BatchResult | None:
+    """Defer a batch due to run whose app's first chunk would wait past ``max_wait``, unleased.
+
+    None when it is not that (not waiting, not due, or its tokens near): the lease decides. The
+    bucket is asked for a full first chunk (the batch's planned size, at most the chunk), which
+    may be a few devices more than are still pending: at worst a deferral by a fraction of a
+    second more. Touching ``enqueued_at`` keeps the sweeper from re-publishing a batch whose
+    countdown message is on its way; nothing else changes.
+    """
+    with sessions() as session:
+        row = session.execute(
+            select(Batch.app, Batch.size, Batch.status, Batch.next_attempt_at).where(
+                Batch.id == batch_id
+            )
+        ).first()
+    if row is None or row.status not in WAITING_BATCH_STATUSES:
+        return None
+    if row.next_attempt_at is not None and row.next_attempt_at > now:
+        return None  # a retry not yet due: the lease answers not_due
+    limiter = limiter_of(row.app)
+    wait = limiter.peek(max(1, min(row.size, limiter.max_chunk)))
+    if wait <= max_wait:
+        return None
+    with sessions.begin() as session:
+        session.execute(
+            update(Batch)
+            .where(Batch.id == batch_id, Batch.status == row.status)
+            .values(enqueued_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        tally = Tally()
+        tally.add("notifier_app_quota_deferrals_total", app=row.app)
         tally.flush(session)
     return BatchResult(batch_id, DEFERRED, retry_in=wait)

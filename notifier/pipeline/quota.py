@@ -77,14 +77,13 @@ local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
 local tokens = tonumber(state[1]) or capacity
 local ts = tonumber(state[2]) or now
 tokens = math.min(capacity, tokens + (now - ts) * rate / 1000) - wanted
-if max_wait and max_wait >= 0 and tokens < 0 then
-  local wait = math.ceil(-tokens * 1000 / rate)
-  if wait > max_wait then return -wait end
-end
+local wait = 0
+if tokens < 0 then wait = math.ceil(-tokens * 1000 / rate) end
+if ARGV[5] == 'peek' then return wait end
+if max_wait >= 0 and wait > max_wait then return -wait end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', now)
 redis.call('PEXPIRE', KEYS[1], 3600000)
-if tokens >= 0 then return 0 end
-return math.ceil(-tokens * 1000 / rate)
+return wait
 """
 
 
@@ -111,6 +110,10 @@ class SendLimiter(Protocol):
 
     def acquire_within(self, n: int, max_wait: float) -> float | Deferred: ...
 
+    def peek(self, n: int) -> float:
+        """The seconds ``n`` tokens would take now, taking nothing."""
+        ...
+
 
 class RedisTokenBucket:
     """The shared bucket. ``per_minute`` is the FCM project quota (600,000 by default)."""
@@ -132,6 +135,12 @@ class RedisTokenBucket:
         stand for sends made elsewhere)."""
         return self._run(n, -1) / 1000
 
+    def peek(self, n: int) -> float:
+        return (
+            int(self._script(keys=[self.key], args=[self.rate, self.capacity, n, -1, "peek"]))
+            / 1000
+        )
+
     def acquire_within(self, n: int, max_wait: float) -> float | Deferred:
         wait_ms = self._run(n, max(0, math.floor(max_wait * 1000)))
         if wait_ms < 0:  # the script wrote nothing
@@ -141,7 +150,9 @@ class RedisTokenBucket:
     def _run(self, n: int, max_wait_ms: int) -> int:
         """The script's answer: the wait reserved in ms, or minus the wait it declined (only
         with a bound: ``max_wait_ms`` -1 reserves whatever the wait)."""
-        return int(self._script(keys=[self.key], args=[self.rate, self.capacity, n, max_wait_ms]))
+        return int(
+            self._script(keys=[self.key], args=[self.rate, self.capacity, n, max_wait_ms, "take"])
+        )
 
     @staticmethod
     def _wait_for(wait_ms: int) -> float:
@@ -203,13 +214,16 @@ class LocalTokenBucket:
         """Take ``n`` tokens now, into debt if need be: the seconds until they are the caller's."""
         return self._take(n, None)[0]
 
-    def _take(self, n: int, max_wait: float | None) -> tuple[float, bool]:
-        """The wait for ``n`` tokens, and whether they were taken (not past ``max_wait``)."""
+    def peek(self, n: int) -> float:
+        return self._take(n, None, take=False)[0]
+
+    def _take(self, n: int, max_wait: float | None, *, take: bool = True) -> tuple[float, bool]:
+        """The wait for ``n`` tokens, and whether they were taken (``take``, within the bound)."""
         with self._lock:
             now = self._clock()
             tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate) - n
             wait = -tokens / self.rate if tokens < 0 else 0.0
-            if max_wait is not None and wait > max_wait:
+            if not take or (max_wait is not None and wait > max_wait):
                 return wait, False
             self._tokens, self._stamp = tokens, now
             return wait, True

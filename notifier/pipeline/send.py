@@ -43,7 +43,7 @@ from notifier.core.vocabulary import (
     DeviceState,
 )
 from notifier.fcm.types import Localized, Outcome, PushAlert, Target
-from notifier.pipeline.defer import give_back
+from notifier.pipeline.defer import defer_unleased, give_back
 from notifier.pipeline.preferences import DevicePrefs, best_text
 from notifier.pipeline.quota import Deferred, SendLimiter
 from notifier.pipeline.record import (
@@ -102,6 +102,16 @@ def send_batch(
     slot for the other apps' batches. Once a chunk went out, the batch finishes as it began.
     None waits whatever it takes.
     """
+    if max_wait is not None:
+        deferred = defer_unleased(
+            sessions,
+            batch_id,
+            limiter_of=limiter_for or (lambda _app: limiter),
+            max_wait=max_wait,
+            now=clock(),
+        )
+        if deferred is not None:
+            return deferred
     owner = str(uuid.uuid4())
     leased_at = clock()
     leased = _lease(

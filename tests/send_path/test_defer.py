@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from sqlalchemy import select
 
 from notifier.core.models import Delivery, DeviceSend
-from notifier.pipeline.quota import MAX_IN_TASK_WAIT_SECONDS, LocalTokenBucket
+from notifier.pipeline.quota import MAX_IN_TASK_WAIT_SECONDS, Deferred, LocalTokenBucket
 from notifier.pipeline.send import BatchResult, send_batch
 from tests.send_path.conftest import LEASE_SECONDS, MAX_ATTEMPTS, SendPath
 from tests.send_path.fake_sender import FakeSender
@@ -34,8 +34,34 @@ class Monotonic:
         self.slept.append(seconds)
 
 
+class TakenMeanwhile:
+    """The app's bucket as a race leaves it: its tokens were near when this batch asked before
+    its lease, and a batch of the same app on another worker took ~6 s of them just after."""
+
+    def __init__(self, bucket: LocalTokenBucket) -> None:
+        self.bucket = bucket
+        self.max_chunk = bucket.max_chunk
+        self.debt_after_race: float | None = None
+
+    def peek(self, n: int) -> float:
+        wait = self.bucket.peek(n)
+        if self.debt_after_race is None:
+            self.bucket.reserve(60)
+            self.debt_after_race = self.bucket.peek(n)
+        return wait
+
+    def acquire(self, n: int) -> float:
+        return self.bucket.acquire(n)
+
+    def acquire_within(self, n: int, max_wait: float) -> float | Deferred:
+        return self.bucket.acquire_within(n, max_wait)
+
+
 def send(
-    send_path: SendPath, batch_id: int, sender: FakeSender, bucket: LocalTokenBucket
+    send_path: SendPath,
+    batch_id: int,
+    sender: FakeSender,
+    bucket: LocalTokenBucket | TakenMeanwhile,
 ) -> BatchResult:
     return send_batch(
         send_path.runtime.sessions,
@@ -49,7 +75,35 @@ def send(
     )
 
 
-def test_a_batch_past_its_quota_is_given_back_unsent_uncounted_and_later_sent(
+def test_a_batch_past_its_quota_is_deferred_unleased_and_later_sent(send_path: SendPath) -> None:
+    _tokens, alert_id, batch_id = send_path.one_batch("early", 3)
+    monotonic = Monotonic()
+    bucket = LocalTokenBucket(600, clock=monotonic, sleep=monotonic.sleep)  # 3 burst, ~9.6/s
+    bucket.reserve(60)  # other batches of the app took ~6 s of its tokens ahead
+    debt = bucket.peek(3)
+    sender = FakeSender()
+
+    result = send(send_path, batch_id, sender, bucket)
+
+    assert result.state == "deferred" and result.retry_in == debt > MAX_IN_TASK_WAIT_SECONDS
+    assert sender.requests == [] and monotonic.slept == []  # not sent, no slot held asleep
+    assert bucket.peek(3) == debt  # asking took no tokens
+    batch = send_path.batch(batch_id)
+    # Not even leased: the batch waits as planned, the sweeper's clock on it restarted.
+    assert (batch.status, batch.attempts, batch.lease_owner) == ("pending", 0, None)
+    assert batch.enqueued_at == send_path.clock()
+    assert send_path.counter("notifier_app_quota_deferrals_total") == 1
+    send_path.assert_counts_add_up(alert_id)
+
+    monotonic.now += result.retry_in
+    result = send(send_path, batch_id, sender, bucket)
+
+    assert result.state == "done" and len(sender.sent_tokens) == 3
+    assert send_path.batch(batch_id).attempts == 1
+    send_path.assert_counts_add_up(alert_id)
+
+
+def test_a_batch_whose_tokens_went_while_it_leased_is_given_back_uncounted_and_later_sent(
     send_path: SendPath,
 ) -> None:
     send_path.clock.now = NIGHT
@@ -62,16 +116,15 @@ def test_a_batch_past_its_quota_is_given_back_unsent_uncounted_and_later_sent(
     [batch_id] = send_path.plan(alert_id)
     monotonic = Monotonic()
     bucket = LocalTokenBucket(600, clock=monotonic, sleep=monotonic.sleep)  # 3 burst, ~9.6/s
-    bucket.reserve(60)  # other batches of the app took ~6 s of its tokens ahead
-    debt = bucket.reserve(0)
+    raced = TakenMeanwhile(bucket)
     sender = FakeSender()
 
-    result = send(send_path, batch_id, sender, bucket)
+    result = send(send_path, batch_id, sender, raced)
 
     assert result.state == "deferred"
     assert result.retry_in is not None and result.retry_in > MAX_IN_TASK_WAIT_SECONDS
     assert sender.requests == [] and monotonic.slept == []  # not sent, no slot held asleep
-    assert bucket.reserve(0) == debt  # the deferral took no tokens
+    assert bucket.peek(3) == raced.debt_after_race  # the deferral took no tokens
     batch = send_path.batch(batch_id)
     assert (batch.status, batch.attempts, batch.lease_owner) == ("retry_wait", 0, None)
     assert send_path.statuses(alert_id) == {"pending": 3}
@@ -85,12 +138,12 @@ def test_a_batch_past_its_quota_is_given_back_unsent_uncounted_and_later_sent(
         )
     send_path.assert_counts_add_up(alert_id)
     # A duplicate message before its time finds it not due, and sends nothing.
-    assert send(send_path, batch_id, sender, bucket).state == "not_due"
+    assert send(send_path, batch_id, sender, raced).state == "not_due"
 
     # Its tokens have accrued (and the night is over): the batch goes out, as a first attempt.
     send_path.clock.now = MORNING
     monotonic.now += result.retry_in
-    result = send(send_path, batch_id, sender, bucket)
+    result = send(send_path, batch_id, sender, raced)
 
     assert result.state == "done"
     assert sorted(sender.sent_tokens) == ["capped-0001", "plain-0001", "quiet-0001"]
