@@ -76,7 +76,8 @@ def publish_after_commit(
     def _forget_on_rollback(session: Session, transaction: SessionTransaction) -> None:
         # After a commit the ids were taken already; what is left here was rolled back. Ids of
         # rows from a SAVEPOINT that rolled back inside a committed transaction stay until the
-        # commit: dispatch() reads rows by id, and a row that does not exist is not published.
+        # commit: _dispatch_added() marks rows by id, and a row that does not exist is not
+        # published.
         if transaction.parent is None:
             session.info.pop(_ADDED_TRIGGERS, None)
 
@@ -92,12 +93,56 @@ def _publish_committed(
         if target is None:
             log.debug("no publisher in this process; the sweeper will publish the triggers")
             return
-        dispatch(sessions, target, ids)
+        _dispatch_added(sessions, target, ids)
     except Exception as exc:  # the database or the publisher's set-up; the rows are safe
         log.warning(
             "triggers not published after commit; the sweeper will retry",
             extra={"fields": {"triggers": len(ids), "error": type(exc).__name__}},
         )
+
+
+def _dispatch_added(sessions: sessionmaker[Session], publisher: Publisher, ids: list[int]) -> int:
+    """Publish the triggers a commit added, marking them dispatched in one transaction.
+
+    One ``UPDATE ... RETURNING`` both reads the rows and marks them, and the publishing happens
+    before that transaction commits: three round trips instead of a read and an update in two
+    transactions of their own (issue 12). Reading the rows back from the database, not from
+    memory, keeps a row of a rolled-back SAVEPOINT unpublished. Until the commit the marks are
+    invisible, so a process that dies while publishing leaves every row undispatched for the
+    sweeper; a publish that fails un-marks the rows not published, in the same transaction.
+    Holding the rows' locks across the publish blocks nobody: the rows are new, and the sweeper
+    skips them for its grace period.
+    """
+    now = utcnow()
+    sent: list[int] = []
+    with sessions.begin() as session:
+        rows = session.execute(
+            update(Outbox)
+            .where(
+                Outbox.id.in_(ids),
+                Outbox.dispatched_at.is_(None),
+                Outbox.due_at <= now + timedelta(seconds=MAX_COUNTDOWN),
+            )
+            .values(dispatched_at=now)
+            .returning(Outbox.id, Outbox.kind, Outbox.ref, Outbox.due_at)
+        ).all()
+        for row in sorted(rows, key=lambda r: r.due_at):
+            countdown = max(0.0, (row.due_at - now).total_seconds())
+            try:
+                publisher.publish(row.kind, row.ref, countdown)
+            except Exception as exc:
+                log.warning(
+                    "trigger not published; the sweeper will retry",
+                    extra={
+                        "fields": {"kind": row.kind, "ref": row.ref, "error": type(exc).__name__}
+                    },
+                )
+                break  # the broker is down: the remaining rows would fail the same way
+            sent.append(row.id)
+        unsent = [row.id for row in rows if row.id not in sent]
+        if unsent:
+            session.execute(update(Outbox).where(Outbox.id.in_(unsent)).values(dispatched_at=None))
+    return len(sent)
 
 
 def dispatch(
