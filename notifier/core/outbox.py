@@ -93,7 +93,13 @@ def _publish_committed(
         if target is None:
             log.debug("no publisher in this process; the sweeper will publish the triggers")
             return
-        _dispatch_added(sessions, target, ids)
+        bind = sessions.kw.get("bind")
+        if bind is not None and bind.dialect.name == "sqlite":
+            # SQLite locks the whole file for a write transaction: holding it across a publish
+            # would stall every other writer (and a publisher that reads) for its duration.
+            dispatch(sessions, target, ids)
+        else:
+            _dispatch_added(sessions, target, ids)
     except Exception as exc:  # the database or the publisher's set-up; the rows are safe
         log.warning(
             "triggers not published after commit; the sweeper will retry",
@@ -110,8 +116,9 @@ def _dispatch_added(sessions: sessionmaker[Session], publisher: Publisher, ids: 
     memory, keeps a row of a rolled-back SAVEPOINT unpublished. Until the commit the marks are
     invisible, so a process that dies while publishing leaves every row undispatched for the
     sweeper; a publish that fails un-marks the rows not published, in the same transaction.
-    Holding the rows' locks across the publish blocks nobody: the rows are new, and the sweeper
-    skips them for its grace period.
+    Holding the rows' locks across the publish blocks nobody on PostgreSQL: the rows are new, and
+    the sweeper skips them for its grace period. SQLite locks the whole file instead, so there
+    :func:`dispatch` keeps its read, publish, then mark in transactions of their own.
     """
     now = utcnow()
     sent: list[int] = []
