@@ -32,8 +32,9 @@ from urllib.parse import unquote, urlsplit
 from flask import Flask, current_app
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import RateLimitItem, parse
-from limits.storage import Storage
+from limits import RateLimitItem, WindowStats, parse
+from limits.storage import RedisStorage, Storage
+from limits.strategies import STRATEGIES, FixedWindowRateLimiter
 
 from notifier.core.settings import Settings
 from notifier.http.problems import Problem
@@ -77,7 +78,7 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
         # One counter per client and window (one Redis INCR or SQLite upsert); a moving window
         # costs a sorted list per client and two scripts per request, for a precision public
         # endpoints don't need.
-        strategy="fixed-window",
+        strategy=COUNTING_STRATEGY,
         headers_enabled=True,
         swallow_errors=True,
         key_prefix=f"{settings.redis_key_prefix}notifier-limits",
@@ -100,6 +101,70 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> L
 
 
 _EXTENSION = "notifier.keyed_limits"
+
+# Increment a fixed window and read its TTL in the same round trip (limits' own script, plus TTL).
+_INCR_EXPIRE_TTL = """
+local current = redis.call("incrby", KEYS[1], ARGV[2])
+if tonumber(current) == tonumber(ARGV[2]) then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+return {current, redis.call("ttl", KEYS[1])}
+"""
+
+
+class CountingFixedWindow(FixedWindowRateLimiter):
+    """A fixed window whose hit also learns the window's count and expiry, in one round trip.
+
+    Flask-Limiter fills ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` by asking the
+    strategy for the window's stats right after the hit, which with the stock strategy costs a
+    GET and a TTL on Redis per request on top of the increment (issue 12). The increment here
+    returns the count and the expiry together (a Lua script on Redis, ``RETURNING`` on SQLite)
+    and keeps them, per thread and key, for the one stats call that follows on the same key (the
+    route limit's headers are asked for after the per-token limit's hit, so one slot is not
+    enough); any other stats call reads the store as before.
+    """
+
+    def __init__(self, storage: Storage) -> None:
+        super().__init__(storage)
+        self._last = threading.local()
+        self._script = (
+            storage.get_connection().register_script(_INCR_EXPIRE_TTL.encode())
+            if isinstance(storage, RedisStorage)
+            else None
+        )
+
+    def _incr(self, key: str, expiry: int, amount: int) -> tuple[int, float | None]:
+        storage = self.storage
+        if isinstance(storage, SQLiteStorage):
+            return storage.incr_with_expiry(key, expiry, amount)
+        if self._script is not None and isinstance(storage, RedisStorage):
+            count, ttl = self._script([storage.prefixed_key(key)], [expiry, amount])
+            return int(count), max(int(ttl), 0) + time.time()
+        return storage.incr(key, expiry, amount=amount), None
+
+    def _remembered(self) -> dict[str, WindowStats]:
+        """This thread's stats of its latest hits, by key (a request hits a few keys at most)."""
+        stats: dict[str, WindowStats] | None = getattr(self._last, "stats", None)
+        if stats is None or len(stats) > 16:
+            stats = self._last.stats = {}
+        return stats
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        key = item.key_for(*identifiers)
+        remembered = self._remembered()
+        remembered.pop(key, None)
+        count, expires_at = self._incr(key, item.get_expiry(), cost)
+        if expires_at is not None:
+            remembered[key] = WindowStats(expires_at, max(0, item.amount - count))
+        return count <= item.amount
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        stats = self._remembered().pop(item.key_for(*identifiers), None)
+        return stats if stats is not None else super().get_window_stats(item, *identifiers)
+
+
+COUNTING_STRATEGY = "notifier-counting-fixed-window"
+STRATEGIES.setdefault(COUNTING_STRATEGY, CountingFixedWindow)
 
 
 class KeyedLimit:
@@ -216,6 +281,10 @@ class SQLiteStorage(Storage):
                 time.sleep(0.01 * (attempt + 1))
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
+        return self.incr_with_expiry(key, expiry, amount)[0]
+
+    def incr_with_expiry(self, key: str, expiry: int, amount: int = 1) -> tuple[int, float]:
+        """Increment, and return the count and the window's expiry from the same statement."""
         now = time.time()
         db = self._db()
         row = db.execute(
@@ -223,13 +292,13 @@ class SQLiteStorage(Storage):
             "ON CONFLICT (key) DO UPDATE SET "
             "count = CASE WHEN expires_at <= ?4 THEN ?2 ELSE count + ?2 END, "
             "expires_at = CASE WHEN expires_at <= ?4 THEN ?3 ELSE expires_at END "
-            "RETURNING count",
+            "RETURNING count, expires_at",
             (key, amount, now + expiry, now),
         ).fetchone()
         self._local.increments += 1
         if self._local.increments % _PURGE_EVERY == 0:
             db.execute("DELETE FROM windows WHERE expires_at <= ?", (now,))
-        return int(row[0])
+        return int(row[0]), float(row[1])
 
     def get(self, key: str) -> int:
         row = (

@@ -1,0 +1,108 @@
+"""What one limited request costs the rate limiter's store, pinned so that it cannot creep back.
+
+Flask-Limiter fills the documented ``X-RateLimit-Limit/Remaining/Reset`` headers by asking the
+strategy for the window's stats after the hit; with the stock fixed window that was a GET and a
+TTL on Redis per request on top of the increments (issue 12). The counting strategy in
+``notifier.http.limits`` learns the count and the expiry from the increment itself, so a
+subscribe costs Redis exactly its two increments: the route's per-address limit and the
+per-token limit. Commands are counted by wrapping this app's own Redis client (not INFO
+commandstats, which other clients of the shared server would disturb).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask_limiter import Limiter
+
+from notifier.http.app import create_app
+from notifier.http.limits import CountingFixedWindow, SQLiteStorage
+from notifier.runtime import Runtime
+from tests.conftest import make_settings
+from tests.factories import subscription
+
+
+def limiter_of(app: Flask) -> Limiter:
+    (limiter,) = app.extensions["limiter"]
+    assert isinstance(limiter, Limiter)
+    return limiter
+
+
+@pytest.fixture
+def redis_app(db_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
+    settings = make_settings(
+        tmp_path, database_url=db_url, redis_url=redis_url, rate_limits="subscriptions=3/minute"
+    )
+    runtime = Runtime.start(settings)
+    yield create_app(runtime=runtime)
+    runtime.close()
+
+
+@pytest.fixture
+def commands(redis_app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The Redis commands the limiter's client sends, by name, from now on."""
+    strategy = limiter_of(redis_app).limiter
+    assert isinstance(strategy, CountingFixedWindow)
+    connection = strategy.storage.get_connection()  # type: ignore[attr-defined]
+    sent: list[str] = []
+    execute = connection.execute_command
+
+    def counting(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return execute(*args, **options)
+
+    monkeypatch.setattr(connection, "execute_command", counting)
+    return sent
+
+
+def test_a_subscribe_costs_redis_its_two_increments_and_nothing_for_the_headers(
+    redis_app: Flask, commands: list[str]
+) -> None:
+    client = redis_app.test_client()
+    address = {"REMOTE_ADDR": "192.0.2.10"}
+    # The first call of each script loads it into Redis; a running server has done that.
+    assert (
+        client.post("/v1/subscriptions", json=subscription(), environ_base=address).status_code
+        == 201
+    )
+    commands.clear()
+
+    answer = client.post("/v1/subscriptions", json=subscription(), environ_base=address)
+
+    assert answer.status_code == 201
+    assert commands == ["EVALSHA", "EVALSHA"], commands
+    assert answer.headers["X-RateLimit-Limit"] == "3"
+    assert answer.headers["X-RateLimit-Remaining"] == "1"
+    assert 0 < int(answer.headers["X-RateLimit-Reset"]) - time.time() <= 61
+
+
+def test_the_refused_request_still_carries_its_headers_and_retry_after(
+    redis_app: Flask, commands: list[str]
+) -> None:
+    client = redis_app.test_client()
+    address = {"REMOTE_ADDR": "192.0.2.11"}
+    answers = [
+        client.post("/v1/subscriptions", json=subscription(), environ_base=address)
+        for _ in range(4)
+    ]
+    assert [a.status_code for a in answers] == [201, 201, 201, 429]
+    assert [a.headers["X-RateLimit-Remaining"] for a in answers] == ["2", "1", "0", "0"]
+    assert 0 < int(answers[3].headers["Retry-After"]) <= 61
+    assert "GET" not in commands and "TTL" not in commands, commands
+
+
+def test_the_embedded_store_returns_the_count_and_the_expiry_in_one_statement(
+    tmp_path: Path,
+) -> None:
+    storage = SQLiteStorage(f"notifier-sqlite://{tmp_path / 'limits.db'}")
+    before = time.time()
+    first = storage.incr_with_expiry("k", expiry=60)
+    second = storage.incr_with_expiry("k", expiry=60)
+    assert (first[0], second[0]) == (1, 2)
+    assert first[1] == second[1] == storage.get_expiry("k")
+    assert before + 60 <= first[1] <= time.time() + 60
