@@ -426,6 +426,33 @@ def test_with_the_broker_down_the_event_is_still_accepted_and_its_trigger_kept(
         assert trigger.dispatched_at is None  # left for the sweeper
 
 
+@dataclass
+class WatchingPublisher:
+    """Notes, at each publish, whether another session already sees the trigger dispatched."""
+
+    runtime: Runtime
+    seen: list[object] = field(default_factory=list)
+
+    def publish(self, kind: str, ref: str, countdown: float = 0) -> None:
+        with self.runtime.sessions() as session:
+            self.seen.append(session.scalars(select(Outbox.dispatched_at)).one())
+
+
+def test_a_trigger_is_marked_dispatched_only_once_its_publish_has_returned(
+    client: FlaskClient, runtime: Runtime
+) -> None:
+    # A process dying inside the publish must leave the row for the sweeper: the mark may only
+    # become visible after the publish (on PostgreSQL it commits with the UPDATE ... RETURNING).
+    watching = WatchingPublisher(runtime)
+    runtime.publisher = watching  # type: ignore[assignment]
+
+    assert deliver(client, published()).status_code == 202
+
+    assert watching.seen == [None]
+    with runtime.sessions() as session:
+        assert session.scalars(select(Outbox.dispatched_at)).one() is not None
+
+
 def test_with_the_database_down_the_cms_is_told_to_retry(tmp_path: Path) -> None:
     closed = f"postgresql://postgres@127.0.0.1:{free_port()}/test"
     settings = make_settings(tmp_path, database_url=closed, webhook_secrets=SECRET)
