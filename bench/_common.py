@@ -1,9 +1,8 @@
-"""What the benchmarks share: a timestamped log line and a throwaway PostgreSQL schema.
+"""What the benchmarks share: a timestamped log line, a process tree's memory, a throwaway schema.
 
 The scripts run as ``.venv/bin/python bench/NAME.py``, so this folder is on ``sys.path`` and they
-import it as ``_common``. bench/latency.py and bench/import_devices.py use it; bench/fanout.py,
-bench/plan_scale.py, bench/quota.py and bench/intake.py still carry their own copies of the same
-lines and can adopt it.
+import it as ``_common``. latency.py, import_devices.py, fanout.py and soak.py use it;
+plan_scale.py, quota.py and intake.py still carry their own copies of the same lines.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from urllib.parse import quote
 
 from sqlalchemy import text
@@ -29,6 +29,23 @@ DEFAULT_DATABASE = os.environ.get(
 def log(message: str) -> None:
     """Print ``message`` at once with the wall-clock time, so a long run shows where it is."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def rss_kib(pid: int) -> int:
+    """Resident memory of a process and all its descendants, in KiB (0 if it is gone)."""
+    total, pids = 0, [pid]
+    while pids:
+        current = pids.pop()
+        try:
+            with open(f"/proc/{current}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
+            pids.extend(int(c) for c in children)
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
 
 
 @contextmanager

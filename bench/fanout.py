@@ -40,6 +40,7 @@ from urllib.parse import quote
 
 import aiohttp
 import redis
+from _common import log, rss_kib
 from proc_cpu import CpuSampler, pids_named, process_tree
 from sqlalchemy import Engine, text
 
@@ -58,28 +59,6 @@ from workers.publish import CeleryPublisher
 SECRET = "whsec_" + "YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5"
 LANGUAGES = ("en", "fr", "he", "ar", "fa")
 DAILY_CAP = 2
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-def rss_kib(pid: int) -> int:
-    """Resident memory of a process and all its descendants, in KiB."""
-    total = 0
-    pids = [pid]
-    while pids:
-        current = pids.pop()
-        try:
-            with open(f"/proc/{current}/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-            children = Path(f"/proc/{current}/task/{current}/children").read_text().split()
-            pids.extend(int(c) for c in children)
-        except (FileNotFoundError, ProcessLookupError):
-            continue
-    return total
 
 
 async def bare_client_rate(base_url: str, count: int, concurrency: int = 100) -> float:
