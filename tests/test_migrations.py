@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
 from notifier.core import migrate
 from notifier.core.db import make_engine
-from notifier.core.models import Base
+from notifier.core.models import DELIVERIES_FILLFACTOR, Base
 
 
 def test_upgrade_matches_the_models_and_downgrade_removes_everything(db_url: str) -> None:
@@ -70,4 +70,33 @@ def test_0004_moves_existing_devices_to_the_default_app_and_scopes_tokens_to_app
     with engine.begin() as conn:
         assert conn.scalar(text("SELECT token FROM devices")) == "tok-existing-1"
     migrate.upgrade(engine)
+    engine.dispose()
+
+
+def _deliveries_options(engine: Engine) -> list[str]:
+    with engine.connect() as conn:
+        options = conn.scalar(
+            text("SELECT reloptions FROM pg_class WHERE oid = CAST('deliveries' AS regclass)")
+        )
+    return list(options or [])
+
+
+def test_0005_leaves_room_in_deliveries_pages_as_the_models_do(db_url: str) -> None:
+    """The send's update of a delivery is HOT only with room on its page (docs/performance.md):
+    migrated schemas and the models (metadata-created schemas) both say fillfactor 40, and the
+    downgrade gives PostgreSQL's default back. SQLite has no fillfactor and is left alone."""
+    engine = make_engine(db_url)
+    options = Base.metadata.tables["deliveries"].dialect_options["postgresql"]["with"]
+    assert options == {"fillfactor": DELIVERIES_FILLFACTOR}
+    if engine.dialect.name != "postgresql":
+        migrate.downgrade(engine, "0004")
+        migrate.upgrade(engine)
+        assert migrate.is_up_to_date(engine)
+        engine.dispose()
+        return
+    assert _deliveries_options(engine) == [f"fillfactor={DELIVERIES_FILLFACTOR}"]
+    migrate.downgrade(engine, "0004")
+    assert _deliveries_options(engine) == []
+    migrate.upgrade(engine)
+    assert _deliveries_options(engine) == [f"fillfactor={DELIVERIES_FILLFACTOR}"]
     engine.dispose()

@@ -1,0 +1,212 @@
+"""PostgreSQL CPU per device of a fan-out, measured alone, by deliveries' fillfactor (issue 12).
+
+The real planner (``_plan_page``, one transaction per page of 500) and the real send path
+(``send_batch``: lease, preferences, recording) run in this one process on one connection,
+against a sender that accepts every device at once, so the only CPU measured is that one
+backend's, read from ``/proc/<pid>/stat``: the other users of a shared server do not enter the
+figure, as they do in ``bench/fanout.py``'s. Nothing is ANALYZEd after the import, as in the
+fan-out (the deliveries' statistics are stale while an alert fans out).
+
+Each fillfactor given is run in turns (``--rounds``), on the same devices, with ``deliveries``
+emptied before each alert: the first value (100, PostgreSQL's default, what the schema had before
+migration 0005) is the baseline of the same run. Printed per device: the backend's CPU for
+planning and for leasing plus recording, the WAL the server wrote meanwhile (the whole server's:
+noisy when others write), the share of the deliveries' updates that were HOT (no index entries
+written, the row stays on its page) and the table's size once sent.
+
+    .venv/bin/python bench/pg_cpu.py                                 # 100,000 devices, 100 vs 70
+    .venv/bin/python bench/pg_cpu.py --devices 30000 --fillfactors 100,50,70 --rounds 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from _common import DEFAULT_DATABASE, log, private_schema
+from proc_cpu import cpu_seconds
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session, sessionmaker
+
+from notifier.alerts.service import AlertDraft, create_alert
+from notifier.core.db import make_engine, make_session_factory, transaction
+from notifier.core.models import Batch, utcnow
+from notifier.fcm.types import Accepted, Outcome, PushAlert, Target
+from notifier.pipeline.planner import _plan_page
+from notifier.pipeline.quota import LocalTokenBucket
+from notifier.pipeline.send import send_batch
+from notifier.subscriptions.bulk_import import import_devices
+from notifier.subscriptions.topics import load_catalogue, sync_topics
+
+FCM_ID = 1500415314455276
+
+
+class NullSender:
+    """Accepts every device at once, with message names shaped like FCM's (as long)."""
+
+    def send_batch(
+        self,
+        alert: PushAlert,
+        targets: Sequence[Target],
+        *,
+        latencies: list[float] | None = None,
+    ) -> list[Outcome]:
+        return [
+            Accepted(
+                t.device_id,
+                f"projects/notifier-bench/messages/0:{FCM_ID + t.device_id}%31bd1c9631bd1c96",
+            )
+            for t in targets
+        ]
+
+
+def device_lines(n: int) -> list[bytes]:
+    """As bench/fanout.py: half the audience follows both topics, each gets the alert once."""
+    return [
+        json.dumps(
+            {
+                "token": f"bench-{i:07d}:APA91b{'x' * 120}",
+                "platform": "android",
+                "topics": ["israel", "breaking"] if i % 2 else ["israel"],
+            }
+        ).encode()
+        for i in range(n)
+    ]
+
+
+def one_alert(sessions: sessionmaker[Session], backend: int) -> dict[str, float]:
+    """Plan and send one alert to everyone; the backend's CPU seconds for each part."""
+    with transaction(sessions) as session:
+        alert_id = create_alert(
+            session,
+            AlertDraft(headline="pg", url="https://news.example/s", topics=("israel", "breaking")),
+            default_hold=0,
+            default_ttl=3600,
+        ).id
+    cpu0 = cpu_seconds(backend) or 0.0
+    devices = 0
+    while True:
+        with sessions.begin() as session:
+            step = _plan_page(session, alert_id, utcnow())
+        if step is None:
+            break
+        devices += step[1]
+    cpu1 = cpu_seconds(backend) or 0.0
+    with sessions() as session:
+        ids = list(
+            session.scalars(select(Batch.id).where(Batch.alert_id == alert_id).order_by(Batch.seq))
+        )
+    for batch_id in ids:
+        result = send_batch(
+            sessions,
+            batch_id,
+            sender=NullSender(),
+            limiter=LocalTokenBucket(10**9),
+            lease_seconds=60,
+            max_attempts=3,
+        )
+        assert result.state == "done", result
+    cpu2 = cpu_seconds(backend) or 0.0
+    return {"devices": devices, "plan": cpu1 - cpu0, "send": cpu2 - cpu1}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=100_000)
+    parser.add_argument(
+        "--fillfactors", default="100,70", help="deliveries' fillfactors, the first the baseline"
+    )
+    parser.add_argument("--rounds", type=int, default=2, help="times each fillfactor runs")
+    parser.add_argument("--database", default=DEFAULT_DATABASE)
+    args = parser.parse_args()
+    fillfactors = [int(f) for f in args.fillfactors.split(",")]
+    log(f"load average at the start: {os.getloadavg()[0]:.2f}")
+    with private_schema(args.database, prefix="pgcpu") as url:
+        engine = make_engine(url, pool_size=1, max_overflow=0)
+        sessions = make_session_factory(engine)
+        with transaction(sessions) as session:
+            sync_topics(session, load_catalogue(Path("config/topics.toml")))
+        log(f"importing {args.devices:,} devices")
+        import_devices(engine, device_lines(args.devices))
+        with engine.connect() as conn:
+            backend = conn.scalar(text("SELECT pg_backend_pid()"))
+        rows = []
+        for round_ in range(args.rounds):
+            for ff in fillfactors:
+                with engine.begin() as conn:
+                    conn.execute(text("TRUNCATE deliveries"))
+                    conn.execute(text(f"ALTER TABLE deliveries SET (fillfactor = {ff:d})"))
+                    conn.execute(text("SELECT pg_stat_force_next_flush()"))
+                time.sleep(1.1)
+                with engine.connect() as conn:
+                    upd0, hot0 = conn.execute(
+                        text(
+                            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                            "WHERE relid = 'deliveries'::regclass"
+                        )
+                    ).one()
+                    lsn0 = conn.scalar(text("SELECT pg_current_wal_lsn()"))
+                log(f"round {round_ + 1}, fillfactor {ff}: planning and sending")
+                cpu = one_alert(sessions, backend)
+                with engine.connect() as conn:
+                    wal = conn.scalar(
+                        text("SELECT pg_current_wal_lsn() - CAST(:lsn AS pg_lsn)"), {"lsn": lsn0}
+                    )
+                    conn.execute(text("SELECT pg_stat_force_next_flush()"))
+                time.sleep(1.1)
+                with engine.connect() as conn:
+                    upd1, hot1 = conn.execute(
+                        text(
+                            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
+                            "WHERE relid = 'deliveries'::regclass"
+                        )
+                    ).one()
+                    size = conn.scalar(text("SELECT pg_relation_size('deliveries')"))
+                    index_size = conn.scalar(text("SELECT pg_indexes_size('deliveries')"))
+                n = cpu["devices"]
+                rows.append(
+                    (
+                        round_ + 1,
+                        ff,
+                        os.getloadavg()[0],
+                        cpu["plan"] / n * 1e6,
+                        cpu["send"] / n * 1e6,
+                        (cpu["plan"] + cpu["send"]) / n * 1e6,
+                        float(wal) / n,
+                        (hot1 - hot0) / max(1, upd1 - upd0),
+                        size / 2**20,
+                        index_size / 2**20,
+                    )
+                )
+                log("  " + format_row(rows[-1]))
+        engine.dispose()
+    print()
+    print(
+        f"PostgreSQL backend CPU per device, {args.devices:,} devices, alone "
+        "(plan: the planner's pages; send: lease + recording)"
+    )
+    print(
+        "round  fillfactor  load   plan µs  send µs  total µs  WAL B/dev  HOT   heap MiB  idx MiB"
+    )
+    for row in rows:
+        print(format_row(row))
+    return 0
+
+
+def format_row(row: tuple[int, int, float, float, float, float, float, float, float, float]) -> str:
+    r, ff, load, plan, send, total, wal, hot, heap, idx = row
+    return (
+        f"{r:>5}  {ff:>10}  {load:4.1f}  {plan:8.1f} {send:8.1f} {total:9.1f}  {wal:9.0f}  "
+        f"{hot:4.0%}  {heap:8.1f}  {idx:7.1f}"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
