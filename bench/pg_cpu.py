@@ -1,4 +1,4 @@
-"""PostgreSQL CPU per device of a fan-out, measured alone, by deliveries' fillfactor (issue 12).
+"""PostgreSQL CPU per device of a fan-out, measured alone, by deliveries' schema (issue 12).
 
 The real planner (``_plan_page``, one transaction per page of 500) and the real send path
 (``send_batch``: lease, preferences, recording) run in this one process on one connection,
@@ -7,15 +7,17 @@ backend's, read from ``/proc/<pid>/stat``: the other users of a shared server do
 figure, as they do in ``bench/fanout.py``'s. Nothing is ANALYZEd after the import, as in the
 fan-out (the deliveries' statistics are stale while an alert fans out).
 
-Each fillfactor given is run in turns (``--rounds``), on the same devices, with ``deliveries``
-emptied before each alert: the first value (100, PostgreSQL's default, what the schema had before
-migration 0005) is the baseline of the same run. Printed per device: the backend's CPU for
-planning and for leasing plus recording, the WAL the server wrote meanwhile (the whole server's:
-noisy when others write), the share of the deliveries' updates that were HOT (no index entries
-written, the row stays on its page) and the table's size once sent.
+Each variant of ``deliveries`` given is run in turns (``--rounds``), on the same devices, the table
+emptied before each alert: a fillfactor, followed by ``fk`` for the foreign key to ``alerts``
+that migration 0006 dropped. The first (``100fk``: PostgreSQL's default fillfactor and the key,
+the schema before migrations 0005 and 0006) is the baseline of the same run. Printed per device:
+the backend's CPU for planning and for leasing plus recording, the WAL the server wrote
+meanwhile (the whole server's: noisy when others write), the share of the deliveries' updates
+that were HOT (no index entries written, the row stays on its page) and the table's size once
+sent.
 
-    .venv/bin/python bench/pg_cpu.py                                 # 100,000 devices, 100 vs 70
-    .venv/bin/python bench/pg_cpu.py --devices 30000 --fillfactors 100,50,70 --rounds 1
+    .venv/bin/python bench/pg_cpu.py                          # 100,000 devices, 100fk,40fk,40
+    .venv/bin/python bench/pg_cpu.py --devices 30000 --variants 100fk,50,35 --rounds 1
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from notifier.subscriptions.bulk_import import import_devices
 from notifier.subscriptions.topics import load_catalogue, sync_topics
 
 FCM_ID = 1500415314455276
+FK = "fk_deliveries_alert_id_alerts"
 
 
 class NullSender:
@@ -121,12 +124,14 @@ def main() -> int:
     )
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument(
-        "--fillfactors", default="100,70", help="deliveries' fillfactors, the first the baseline"
+        "--variants",
+        default="100fk,40fk,40",
+        help="deliveries' fillfactors, each with 'fk' for the foreign key; the first the baseline",
     )
     parser.add_argument("--rounds", type=int, default=2, help="times each fillfactor runs")
     parser.add_argument("--database", default=DEFAULT_DATABASE)
     args = parser.parse_args()
-    fillfactors = [int(f) for f in args.fillfactors.split(",")]
+    variants = args.variants.split(",")
     log(f"load average at the start: {os.getloadavg()[0]:.2f}")
     with private_schema(args.database, prefix="pgcpu") as url:
         engine = make_engine(url, pool_size=1, max_overflow=0)
@@ -139,10 +144,19 @@ def main() -> int:
             backend = conn.scalar(text("SELECT pg_backend_pid()"))
         rows = []
         for round_ in range(args.rounds):
-            for ff in fillfactors:
+            for variant in variants:
+                ff = int(variant.removesuffix("fk"))
                 with engine.begin() as conn:
                     conn.execute(text("TRUNCATE deliveries"))
                     conn.execute(text(f"ALTER TABLE deliveries SET (fillfactor = {ff:d})"))
+                    conn.execute(text(f"ALTER TABLE deliveries DROP CONSTRAINT IF EXISTS {FK}"))
+                    if variant.endswith("fk"):
+                        conn.execute(
+                            text(
+                                f"ALTER TABLE deliveries ADD CONSTRAINT {FK} FOREIGN KEY "
+                                "(alert_id) REFERENCES alerts (id) ON DELETE CASCADE"
+                            )
+                        )
                     conn.execute(text("SELECT pg_stat_force_next_flush()"))
                 time.sleep(1.1)
                 with engine.connect() as conn:
@@ -153,7 +167,7 @@ def main() -> int:
                         )
                     ).one()
                     lsn0 = conn.scalar(text("SELECT pg_current_wal_lsn()"))
-                log(f"round {round_ + 1}, fillfactor {ff}: planning and sending")
+                log(f"round {round_ + 1}, {variant}: planning and sending")
                 cpu = one_alert(sessions, backend)
                 with engine.connect() as conn:
                     wal = conn.scalar(
@@ -174,7 +188,7 @@ def main() -> int:
                 rows.append(
                     (
                         round_ + 1,
-                        ff,
+                        variant,
                         os.getloadavg()[0],
                         cpu["plan"] / n * 1e6,
                         cpu["send"] / n * 1e6,
@@ -192,18 +206,16 @@ def main() -> int:
         f"PostgreSQL backend CPU per device, {args.devices:,} devices, alone "
         "(plan: the planner's pages; send: lease + recording)"
     )
-    print(
-        "round  fillfactor  load   plan µs  send µs  total µs  WAL B/dev  HOT   heap MiB  idx MiB"
-    )
+    print("round  variant  load   plan µs  send µs  total µs  WAL B/dev  HOT   heap MiB  idx MiB")
     for row in rows:
         print(format_row(row))
     return 0
 
 
-def format_row(row: tuple[int, int, float, float, float, float, float, float, float, float]) -> str:
+def format_row(row: tuple[int, str, float, float, float, float, float, float, float, float]) -> str:
     r, ff, load, plan, send, total, wal, hot, heap, idx = row
     return (
-        f"{r:>5}  {ff:>10}  {load:4.1f}  {plan:8.1f} {send:8.1f} {total:9.1f}  {wal:9.0f}  "
+        f"{r:>5}  {ff:>7}  {load:4.1f}  {plan:8.1f} {send:8.1f} {total:9.1f}  {wal:9.0f}  "
         f"{hot:4.0%}  {heap:8.1f}  {idx:7.1f}"
     )
 

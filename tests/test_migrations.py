@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
 
+from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core import migrate
-from notifier.core.db import make_engine
-from notifier.core.models import DELIVERIES_FILLFACTOR, Base
+from notifier.core.db import make_engine, make_session_factory, transaction
+from notifier.core.models import DELIVERIES_FILLFACTOR, Base, Delivery
+from notifier.core.vocabulary import DeliveryStatus
 
 
 def test_upgrade_matches_the_models_and_downgrade_removes_everything(db_url: str) -> None:
@@ -99,4 +103,61 @@ def test_0005_leaves_room_in_deliveries_pages_as_the_models_do(db_url: str) -> N
     assert _deliveries_options(engine) == []
     migrate.upgrade(engine)
     assert _deliveries_options(engine) == [f"fillfactor={DELIVERIES_FILLFACTOR}"]
+    engine.dispose()
+
+
+def _alert_with_deliveries(sessions: sessionmaker[Session], devices: int) -> str:
+    with transaction(sessions) as session:
+        alert = create_alert(
+            session,
+            AlertDraft(headline="Sirens", url="https://news.example/a", topics=("israel",)),
+            default_hold=0,
+            default_ttl=3600,
+        )
+        for device_id in range(1, devices + 1):
+            session.add(
+                Delivery(
+                    alert_id=alert.id,
+                    device_id=device_id,
+                    batch_id=1,
+                    status=DeliveryStatus.PENDING,
+                    attempts=0,
+                    updated_at=datetime.now(UTC),
+                )
+            )
+        return alert.id
+
+
+def _deleting_an_alert_deletes_its_deliveries_only(engine: Engine) -> None:
+    sessions = make_session_factory(engine)
+    gone, kept = _alert_with_deliveries(sessions, 3), _alert_with_deliveries(sessions, 2)
+    with engine.begin() as conn:  # an operator's delete, in SQL
+        conn.execute(text("DELETE FROM alerts WHERE id = :id"), {"id": gone})
+    with engine.connect() as conn:
+        left = conn.execute(
+            text(
+                "SELECT alert_id, count(*) FROM deliveries "
+                "WHERE alert_id IN (:gone, :kept) GROUP BY alert_id"
+            ),
+            {"gone": gone, "kept": kept},
+        )
+        assert dict(left.all()) == {kept: 2}
+
+
+def test_0006_deleting_an_alert_still_deletes_its_deliveries(db_url: str) -> None:
+    """0006 dropped deliveries' foreign key (checked per planned row); its cascade is a trigger."""
+    engine = make_engine(db_url)
+    with engine.connect() as conn:
+        assert inspect(conn).get_foreign_keys("deliveries") == []
+    _deleting_an_alert_deletes_its_deliveries_only(engine)
+    migrate.downgrade(engine, "0005")  # the key and its cascade are back, the trigger gone
+    _deleting_an_alert_deletes_its_deliveries_only(engine)
+    migrate.upgrade(engine)
+    engine.dispose()
+
+
+def test_a_schema_created_from_the_models_cascades_too(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'models.db'}")
+    Base.metadata.create_all(engine)
+    _deleting_an_alert_deletes_its_deliveries_only(engine)
     engine.dispose()

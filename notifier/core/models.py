@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from sqlalchemy import (
+    DDL,
     JSON,
     BigInteger,
     Boolean,
@@ -25,6 +26,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -334,9 +336,9 @@ class Delivery(Base):
     __tablename__ = "deliveries"
     __table_args__ = {"postgresql_with": {"fillfactor": DELIVERIES_FILLFACTOR}}
 
-    alert_id: Mapped[str] = mapped_column(
-        ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True
-    )
+    # No foreign key: PostgreSQL would check it for every row the planner inserts, in the
+    # transaction that holds the alert locked anyway. ALERT_DELETE_TRIGGER keeps the cascade.
+    alert_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     device_id: Mapped[int] = mapped_column(BigId, primary_key=True)
     batch_id: Mapped[int] = mapped_column(BigId, index=True)
     status: Mapped[DeliveryStatus] = mapped_column(EnumText(DeliveryStatus, 16))
@@ -346,6 +348,33 @@ class Delivery(Base):
     silent: Mapped[bool] = mapped_column(Boolean, default=False)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow)
+
+
+# Deleting an alert deletes its deliveries (what ``ON DELETE CASCADE`` did before migration 0006
+# dropped their foreign key), on both backends; the PostgreSQL function finds deliveries in the
+# alert's own schema whatever the deleting session's search_path. Migration 0006 creates the same.
+ALERT_DELETE_TRIGGER: dict[str, tuple[str, ...]] = {
+    "postgresql": (
+        "CREATE OR REPLACE FUNCTION alerts_delete_deliveries() RETURNS trigger LANGUAGE plpgsql "
+        "AS $$ BEGIN "
+        "EXECUTE format('DELETE FROM %I.deliveries WHERE alert_id = $1', TG_TABLE_SCHEMA) "
+        "USING OLD.id; RETURN NULL; END $$",
+        "CREATE TRIGGER alerts_delete_deliveries AFTER DELETE ON alerts "
+        "FOR EACH ROW EXECUTE FUNCTION alerts_delete_deliveries()",
+    ),
+    "sqlite": (
+        "CREATE TRIGGER alerts_delete_deliveries AFTER DELETE ON alerts FOR EACH ROW "
+        "BEGIN DELETE FROM deliveries WHERE alert_id = OLD.id; END",
+    ),
+}
+for _dialect, _statements in ALERT_DELETE_TRIGGER.items():
+    for _statement in _statements:
+        event.listen(
+            Base.metadata,
+            "after_create",
+            # DDL formats its text with %: the function's own % are doubled.
+            DDL(_statement.replace("%", "%%")).execute_if(dialect=_dialect),
+        )
 
 
 class Outbox(Base):
