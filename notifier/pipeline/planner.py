@@ -255,7 +255,13 @@ _ADD_PENDING_PG = text(
 def _add_pending(
     session: Session, alert_id: str, batch_id: int, device_ids: list[int], now: datetime
 ) -> None:
-    """One pending delivery per device of the batch (one array parameter on PostgreSQL)."""
+    """One pending delivery per device of the batch (one array parameter on PostgreSQL).
+
+    ``deliveries`` has no foreign key to ``alerts`` (migration 0006: it was checked per row):
+    the caller holds the alert ``FOR UPDATE``, so it exists here and a ``DELETE`` of it (whose
+    trigger deletes its deliveries) waits for this transaction. Any other writer of deliveries
+    must take that lock too.
+    """
     if session.get_bind().dialect.name == "postgresql":
         session.execute(
             _ADD_PENDING_PG,
