@@ -15,11 +15,12 @@ statement's transaction, on both backends (``notifier.core.models.ALERT_DELETE_T
 schemas created from the models the same trigger).
 
 On PostgreSQL, dropping the key is a catalogue change (no scan) but takes an ACCESS EXCLUSIVE
-lock on ``deliveries`` and a SHARE ROW EXCLUSIVE one on ``alerts`` for that moment: the trigger
-is created first, in the same transaction, and ``lock_timeout`` makes the
-migration fail at once, to be run again, rather than queue every delivery write behind a long
-transaction. SQLite rebuilds the table in batch mode. The downgrade adds the key back
-(validated: a scan of ``deliveries``, under a SHARE ROW EXCLUSIVE lock) and drops the trigger.
+lock on ``deliveries``, and creating the trigger a SHARE ROW EXCLUSIVE one on ``alerts``, both
+held to the migration's commit: writes to either wait meanwhile. ``lock_timeout`` (5 s, set
+first) bounds that wait: behind a long transaction the migration fails, to be run again, rather
+than hold every delivery and alert write behind it; best run between fan-outs. SQLite rebuilds
+the table in batch mode. The downgrade adds the key back (validated: a scan of ``deliveries``)
+and drops the trigger.
 """
 
 from collections.abc import Sequence
@@ -54,9 +55,9 @@ TRIGGER = {
 def upgrade() -> None:
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
+        op.execute("SET LOCAL lock_timeout = '5s'")
         for statement in TRIGGER[dialect]:
             op.execute(statement)
-        op.execute("SET LOCAL lock_timeout = '5s'")
         op.execute(f"ALTER TABLE deliveries DROP CONSTRAINT {FK}")
         return
     # SQLite checks a trigger's tables when a table is renamed: the rebuild goes first.
