@@ -16,7 +16,7 @@ meanwhile (the whole server's: noisy when others write), the share of the delive
 that were HOT (no index entries written, the row stays on its page) and the table's size once
 sent.
 
-    .venv/bin/python bench/pg_cpu.py                          # 100,000 devices, 100fk,40fk,40
+    .venv/bin/python bench/pg_cpu.py                          # 100,000 devices, 100fk,38fk,38
     .venv/bin/python bench/pg_cpu.py --devices 30000 --variants 100fk,50,35 --rounds 1
 """
 
@@ -125,7 +125,7 @@ def main() -> int:
     parser.add_argument("--devices", type=int, default=100_000)
     parser.add_argument(
         "--variants",
-        default="100fk,40fk,40",
+        default="100fk,38fk,38",
         help="deliveries' fillfactors, each with 'fk' for the foreign key; the first the baseline",
     )
     parser.add_argument("--rounds", type=int, default=2, help="times each fillfactor runs")

@@ -327,7 +327,7 @@ class Batch(Base):
 # updated once, about 60% wider (FCM's message name), and the update is HOT (stays on its page,
 # writes no index entry) only if the wider version fits beside the old one. Migration 0005 sets
 # the same on existing schemas; docs/performance.md has the measurements.
-DELIVERIES_FILLFACTOR = 40
+DELIVERIES_FILLFACTOR = 38
 
 
 class Delivery(Base):
