@@ -1,9 +1,9 @@
 """What one limited request costs the rate limiter's store, pinned so that it cannot creep back.
 
-Flask-Limiter fills the documented ``X-RateLimit-Limit/Remaining/Reset`` headers by asking the
-strategy for the window's stats after the hit; with the stock fixed window that was a GET and a
-TTL on Redis per request on top of the increments (issue 12). The counting strategy in
-``notifier.http.limits`` learns the count and the expiry from the increment itself, so a
+The documented ``X-RateLimit-Limit/Remaining/Reset`` headers need the window's stats after the
+hit; with the stock fixed window that was a GET and a TTL on Redis per request on top of the
+increments (issue 12). The counting strategy in ``notifier.http.limits`` learns the count and
+the expiry from the increment itself, so a
 subscribe costs Redis exactly its two increments: the route's per-address limit and the
 per-token limit. Commands are counted by wrapping this app's own Redis client (not INFO
 commandstats, which other clients of the shared server would disturb).
@@ -18,18 +18,17 @@ from typing import Any
 
 import pytest
 from flask import Flask
-from flask_limiter import Limiter
 
 from notifier.http.app import create_app
-from notifier.http.limits import CountingFixedWindow, SQLiteStorage
+from notifier.http.limits import ROUTE_LIMITS, CountingFixedWindow, RouteLimits, SQLiteStorage
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories import subscription
 
 
-def limiter_of(app: Flask) -> Limiter:
-    (limiter,) = app.extensions["limiter"]
-    assert isinstance(limiter, Limiter)
+def limiter_of(app: Flask) -> RouteLimits:
+    limiter = app.extensions[ROUTE_LIMITS]
+    assert isinstance(limiter, RouteLimits)
     return limiter
 
 
@@ -46,7 +45,7 @@ def redis_app(db_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
 @pytest.fixture
 def commands(redis_app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The Redis commands the limiter's client sends, by name, from now on."""
-    strategy = limiter_of(redis_app).limiter
+    strategy = limiter_of(redis_app).strategy
     assert isinstance(strategy, CountingFixedWindow)
     connection = strategy.storage.get_connection()  # type: ignore[attr-defined]
     sent: list[str] = []

@@ -19,22 +19,23 @@ Besides the per-address limits on whole routes, two limits are counted per key i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import math
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from flask import Flask, current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, WindowStats, parse
-from limits.storage import RedisStorage, Storage
-from limits.strategies import STRATEGIES, FixedWindowRateLimiter
+from limits.storage import RedisStorage, Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from notifier.core.settings import Settings
 from notifier.http.problems import Problem
@@ -53,6 +54,8 @@ LIMITED_ENDPOINTS = {
 
 SQLITE_SCHEME = "notifier-sqlite"
 _PURGE_EVERY = 1000  # increments per connection between sweeps of expired windows
+# Statuses whose Retry-After asks the client to come back later (RFC 6585 4, RFC 9110 15.6.4).
+_RETRY_STATUSES = frozenset({429, 503})
 
 
 def storage_uri(settings: Settings) -> str:
@@ -62,45 +65,119 @@ def storage_uri(settings: Settings) -> str:
     return f"{SQLITE_SCHEME}://{(settings.data_dir / 'rate-limits.db').resolve()}"
 
 
-def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> Limiter:
+def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> RouteLimits:
     """Attach limits to ``endpoints`` (view name -> scope). Call after blueprints are registered.
 
     If the counter store is briefly unreachable, serving without limits beats failing every
     reader.
     """
-    limiter = Limiter(
-        key_func=get_remote_address,
-        app=app,
-        storage_uri=storage_uri(settings),
-        storage_options={"socket_connect_timeout": 1, "socket_timeout": 1}
-        if settings.redis_url
-        else {},
-        # One counter per client and window (one Redis INCR or SQLite upsert); a moving window
-        # costs a sorted list per client and two scripts per request, for a precision public
-        # endpoints don't need.
-        strategy=COUNTING_STRATEGY,
-        headers_enabled=True,
-        swallow_errors=True,
-        key_prefix=f"{settings.redis_key_prefix}notifier-limits",
+    storage = storage_from_string(
+        storage_uri(settings),
+        **({"socket_connect_timeout": 1, "socket_timeout": 1} if settings.redis_url else {}),
     )
-    for endpoint, scope in endpoints.items():
-        view = app.view_functions.get(endpoint)
-        if view is not None:
-            limited = limiter.limit(settings.rate_limits[scope])(view)
-            app.view_functions[endpoint] = limited  # type: ignore[assignment]
+    # One counter per client and window (one Redis script or SQLite upsert); a moving window
+    # costs a sorted list per client and two scripts per request, for a precision public
+    # endpoints don't need.
+    if not isinstance(storage, Storage):  # an async store: limits' aio schemes are not for WSGI
+        raise TypeError(f"rate limit storage {type(storage).__name__} is not a sync store")
+    strategy = CountingFixedWindow(storage)
     namespace = f"{settings.redis_key_prefix}notifier-limits"
+    routes = RouteLimits(
+        strategy,
+        namespace,
+        {endpoint: parse(settings.rate_limits[scope]) for endpoint, scope in endpoints.items()},
+    )
+    routes.init_app(app)
     app.extensions[_EXTENSION] = KeyedLimits(
         subscription_token=KeyedLimit(
-            limiter, settings.rate_limits["subscription_token"], namespace, "subscription_token"
+            strategy, settings.rate_limits["subscription_token"], namespace, "subscription_token"
         ),
         auth_failures=KeyedLimit(
-            limiter, settings.rate_limits["auth_failures"], namespace, "auth_failures"
+            strategy, settings.rate_limits["auth_failures"], namespace, "auth_failures"
         ),
     )
-    return limiter
+    return routes
 
 
 _EXTENSION = "notifier.keyed_limits"
+ROUTE_LIMITS = "notifier.route_limits"
+# Where a limited request keeps its route limit's window for the response headers.
+_WINDOW = "notifier_rate_window"
+
+
+class RouteLimits:
+    """Per-address fixed-window limits on whole routes, with the ``X-RateLimit-*`` headers.
+
+    This does what Flask-Limiter did for these routes, for a fraction of its CPU (issue 12:
+    its per-request filtering, limit resolution and context objects were about a fifth of a
+    subscribe's server CPU): each limited view is wrapped, so unlimited routes cost nothing,
+    and the wrapper makes one counter hit that also returns the window's stats. The outside
+    behaviour is Flask-Limiter's: counters keyed by prefix, address and endpoint (the same
+    keys, so a rolling upgrade keeps its counts); a refused request gets 429 problem+json whose
+    detail names the limit (``"6000 per 1 minute"``); every answer of a limited route carries
+    ``X-RateLimit-Limit/Remaining/Reset``, and a 429 or 503 a ``Retry-After`` that is the later
+    of its own and the window's reset; a store that cannot be reached serves without limits.
+    """
+
+    def __init__(
+        self,
+        strategy: CountingFixedWindow,
+        namespace: str,
+        items: dict[str, RateLimitItem],
+    ) -> None:
+        self.strategy = strategy
+        self._namespace = namespace
+        self._items = items
+
+    def init_app(self, app: Flask) -> None:
+        """Wrap the limited views and add the headers hook (call after the blueprints)."""
+        for endpoint, item in self._items.items():
+            view = app.view_functions.get(endpoint)
+            if view is not None:
+                app.view_functions[endpoint] = self._limited(view, endpoint, item)
+        app.after_request(self._headers)
+        app.extensions[ROUTE_LIMITS] = self
+
+    def _limited(self, view: Callable[..., Any], endpoint: str, item: RateLimitItem) -> Any:
+        @functools.wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            self.check(endpoint, item)
+            return view(*args, **kwargs)
+
+        return limited
+
+    def check(self, endpoint: str, item: RateLimitItem) -> None:
+        """Count this request against ``item`` for its address; 429 past the limit."""
+        address = request.remote_addr or "127.0.0.1"
+        try:
+            allowed, window = self.strategy.hit_with_stats(item, self._namespace, address, endpoint)
+        except Exception as exc:  # any store failure means "serve without this limit"
+            log.warning("rate limit unavailable: %s", type(exc).__name__)
+            return
+        setattr(g, _WINDOW, (item, window))
+        if not allowed:
+            log.info("rate limit %s exceeded at endpoint %s", item, endpoint)
+            raise Problem(429, "Too Many Requests", str(item))
+
+    @staticmethod
+    def _headers(response: Response) -> Response:
+        found: tuple[RateLimitItem, WindowStats] | None = g.get(_WINDOW)
+        if found is None:
+            return response
+        item, window = found
+        reset_at = int(window.reset_time + 1)
+        headers = response.headers
+        headers["X-RateLimit-Limit"] = str(item.amount)
+        headers["X-RateLimit-Remaining"] = str(window.remaining)
+        headers["X-RateLimit-Reset"] = str(reset_at)
+        if response.status_code in _RETRY_STATUSES:
+            now = time.time()
+            own = headers.get("Retry-After")
+            if own is not None and own.isdigit():
+                reset_at = max(int(now + int(own)), reset_at)
+            headers["Retry-After"] = str(int(reset_at - now))
+        return response
+
 
 # Increment a fixed window and read its TTL in the same round trip (limits' own script, plus TTL).
 _INCR_EXPIRE_TTL = """
@@ -115,18 +192,14 @@ return {current, redis.call("ttl", KEYS[1])}
 class CountingFixedWindow(FixedWindowRateLimiter):
     """A fixed window whose hit also learns the window's count and expiry, in one round trip.
 
-    Flask-Limiter fills ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` by asking the
-    strategy for the window's stats right after the hit, which with the stock strategy costs a
-    GET and a TTL on Redis per request on top of the increment (issue 12). The increment here
-    returns the count and the expiry together (a Lua script on Redis, ``RETURNING`` on SQLite)
-    and keeps them, per thread and key, for the one stats call that follows on the same key (the
-    route limit's headers are asked for after the per-token limit's hit, so one slot is not
-    enough); any other stats call reads the store as before.
+    The ``X-RateLimit-Remaining`` and ``X-RateLimit-Reset`` headers need the window's stats
+    after each hit, which with the stock strategy costs a GET and a TTL on Redis per request on
+    top of the increment (issue 12). :meth:`hit_with_stats` returns them from the increment
+    itself (a Lua script on Redis, ``RETURNING`` on SQLite); other stores read them after.
     """
 
     def __init__(self, storage: Storage) -> None:
         super().__init__(storage)
-        self._last = threading.local()
         self._script = (
             storage.get_connection().register_script(_INCR_EXPIRE_TTL.encode())
             if isinstance(storage, RedisStorage)
@@ -142,36 +215,26 @@ class CountingFixedWindow(FixedWindowRateLimiter):
             return int(count), max(int(ttl), 0) + time.time()
         return storage.incr(key, expiry, amount=amount), None
 
-    def _remembered(self) -> dict[str, WindowStats]:
-        """This thread's stats of its latest hits, by key (a request hits a few keys at most)."""
-        stats: dict[str, WindowStats] | None = getattr(self._last, "stats", None)
-        if stats is None or len(stats) > 16:
-            stats = self._last.stats = {}
-        return stats
+    def hit_with_stats(
+        self, item: RateLimitItem, *identifiers: str, cost: int = 1
+    ) -> tuple[bool, WindowStats]:
+        """Count a hit; whether it was within the limit, and the window's stats after it."""
+        count, expires_at = self._incr(item.key_for(*identifiers), item.get_expiry(), cost)
+        if expires_at is None:
+            return count <= item.amount, super().get_window_stats(item, *identifiers)
+        return count <= item.amount, WindowStats(expires_at, max(0, item.amount - count))
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        key = item.key_for(*identifiers)
-        remembered = self._remembered()
-        remembered.pop(key, None)
-        count, expires_at = self._incr(key, item.get_expiry(), cost)
-        if expires_at is not None:
-            remembered[key] = WindowStats(expires_at, max(0, item.amount - count))
-        return count <= item.amount
-
-    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        stats = self._remembered().pop(item.key_for(*identifiers), None)
-        return stats if stats is not None else super().get_window_stats(item, *identifiers)
-
-
-COUNTING_STRATEGY = "notifier-counting-fixed-window"
-STRATEGIES.setdefault(COUNTING_STRATEGY, CountingFixedWindow)
+        return self._incr(item.key_for(*identifiers), item.get_expiry(), cost)[0] <= item.amount
 
 
 class KeyedLimit:
-    """A fixed-window limit counted per caller-chosen key, in the limiter's shared store."""
+    """A fixed-window limit counted per caller-chosen key, in the route limits' shared store."""
 
-    def __init__(self, limiter: Limiter, rate: str, namespace: str, scope: str) -> None:
-        self._limiter = limiter
+    def __init__(
+        self, strategy: CountingFixedWindow, rate: str, namespace: str, scope: str
+    ) -> None:
+        self._strategy = strategy
         self._item: RateLimitItem = parse(rate)
         self._ids = (namespace, scope)
 
@@ -182,14 +245,13 @@ class KeyedLimit:
         serving without a limit for a moment beats failing every reader.
         """
         try:
-            strategy = self._limiter.limiter
-            if strategy.hit(self._item, *self._ids, key):
-                return None
-            reset_at = strategy.get_window_stats(self._item, *self._ids, key).reset_time
+            allowed, window = self._strategy.hit_with_stats(self._item, *self._ids, key)
         except Exception as exc:  # any store failure means "serve without this limit"
             log.warning("keyed rate limit unavailable: %s", type(exc).__name__)
             return None
-        return max(1, math.ceil(reset_at - time.time()))
+        if allowed:
+            return None
+        return max(1, math.ceil(window.reset_time - time.time()))
 
 
 @dataclass(frozen=True)
@@ -238,7 +300,7 @@ class SQLiteStorage(Storage):
         if uri is None:
             raise ValueError(f"{SQLITE_SCHEME}:// needs a file path")
         # Nothing touches the disk until the first limited request: an unwritable data dir then
-        # means requests served without limits (Flask-Limiter swallows the error), not an API
+        # means requests served without limits (the limits swallow store errors), not an API
         # that cannot start.
         self.path = Path(unquote(urlsplit(uri).path))
         self._local = threading.local()
