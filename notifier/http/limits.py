@@ -52,6 +52,12 @@ LIMITED_ENDPOINTS = {
     "widget.open_alert": "opens",
 }
 
+# Routes whose views count the per-token limit (``limit_device_token``): their route limit is
+# counted with it, in one round trip to the store.
+TOKEN_LIMITED_ENDPOINTS = frozenset(
+    {"subscriptions.subscribe", "subscriptions.unsubscribe", "subscriptions.rotate_token"}
+)
+
 SQLITE_SCHEME = "notifier-sqlite"
 _PURGE_EVERY = 1000  # increments per connection between sweeps of expired windows
 # Statuses whose Retry-After asks the client to come back later (RFC 6585 4, RFC 9110 15.6.4).
@@ -103,6 +109,8 @@ _EXTENSION = "notifier.keyed_limits"
 ROUTE_LIMITS = "notifier.route_limits"
 # Where a limited request keeps its route limit's window for the response headers.
 _WINDOW = "notifier_rate_window"
+# Where a token-limited request keeps its route limit until the view counts both together.
+_PENDING = "notifier_rate_pending"
 
 
 class RouteLimits:
@@ -117,6 +125,13 @@ class RouteLimits:
     detail names the limit (``"6000 per 1 minute"``); every answer of a limited route carries
     ``X-RateLimit-Limit/Remaining/Reset``, and a 429 or 503 a ``Retry-After`` that is the later
     of its own and the window's reset; a store that cannot be reached serves without limits.
+
+    On the subscription writes (``TOKEN_LIMITED_ENDPOINTS``) the route limit is counted together
+    with the per-token limit, when the view has read the token (:func:`limit_device_token`):
+    one round trip to the store instead of two. A view that fails before (a body that is not
+    valid) still has its route limit counted, and a request over the route limit still gets the
+    route's 429 whatever its body, and is not counted against its token: as when the route
+    limit was counted before the view.
     """
 
     def __init__(
@@ -139,12 +154,59 @@ class RouteLimits:
         app.extensions[ROUTE_LIMITS] = self
 
     def _limited(self, view: Callable[..., Any], endpoint: str, item: RateLimitItem) -> Any:
+        if endpoint in TOKEN_LIMITED_ENDPOINTS:
+            return self._limited_with_token(view, endpoint, item)
+
         @functools.wraps(view)
         def limited(*args: Any, **kwargs: Any) -> Any:
             self.check(endpoint, item)
             return view(*args, **kwargs)
 
         return limited
+
+    def _limited_with_token(
+        self, view: Callable[..., Any], endpoint: str, item: RateLimitItem
+    ) -> Any:
+        @functools.wraps(view)
+        def limited(*args: Any, **kwargs: Any) -> Any:
+            setattr(g, _PENDING, (endpoint, item))
+            try:
+                answer = view(*args, **kwargs)
+            except BaseException:
+                if g.pop(_PENDING, None) is not None:  # failed before counting: count it now
+                    self.check(endpoint, item)
+                raise
+            if g.pop(_PENDING, None) is not None:
+                self.check(endpoint, item)
+            return answer
+
+        return limited
+
+    def check_with_token(self, keyed: KeyedLimit, key: str) -> int | None:
+        """Count the pending route limit and ``keyed`` for ``key`` in one round trip.
+
+        429 past the route limit (its token not counted); else None within ``keyed``, or the
+        seconds to wait past it. Without a pending route limit, only ``keyed`` is counted.
+        """
+        pending: tuple[str, RateLimitItem] | None = g.pop(_PENDING, None)
+        if pending is None:
+            return keyed.hit(key)
+        endpoint, item = pending
+        address = request.remote_addr or "127.0.0.1"
+        try:
+            allowed, window, token_window = self.strategy.hit_with_then(
+                item, (self._namespace, address, endpoint), keyed.item, keyed.identifiers(key)
+            )
+        except Exception as exc:  # any store failure means "serve without this limit"
+            log.warning("rate limit unavailable: %s", type(exc).__name__)
+            return None
+        setattr(g, _WINDOW, (item, window))
+        if not allowed:
+            log.info("rate limit %s exceeded at endpoint %s", item, endpoint)
+            raise Problem(429, "Too Many Requests", str(item))
+        if token_window is None:
+            return None
+        return max(1, math.ceil(token_window.reset_time - time.time()))
 
     def check(self, endpoint: str, item: RateLimitItem) -> None:
         """Count this request against ``item`` for its address; 429 past the limit."""
@@ -188,6 +250,25 @@ end
 return {current, redis.call("ttl", KEYS[1])}
 """
 
+# The same for two windows, the second counted only while the first is within its limit
+# (ARGV: first expiry, first limit, second expiry, second limit). Both keys are in one script:
+# a plain Redis server, not a cluster, where they could live on different nodes.
+_INCR_BOTH = """
+local first = redis.call("incrby", KEYS[1], 1)
+if first == 1 then
+    redis.call("expire", KEYS[1], ARGV[1])
+end
+local first_ttl = redis.call("ttl", KEYS[1])
+if first > tonumber(ARGV[2]) then
+    return {first, first_ttl, 0, -1}
+end
+local second = redis.call("incrby", KEYS[2], 1)
+if second == 1 then
+    redis.call("expire", KEYS[2], ARGV[3])
+end
+return {first, first_ttl, second, redis.call("ttl", KEYS[2])}
+"""
+
 
 class CountingFixedWindow(FixedWindowRateLimiter):
     """A fixed window whose hit also learns the window's count and expiry, in one round trip.
@@ -203,6 +284,12 @@ class CountingFixedWindow(FixedWindowRateLimiter):
         self._script = (
             storage.get_connection().register_script(_INCR_EXPIRE_TTL.encode())
             if isinstance(storage, RedisStorage)
+            else None
+        )
+        # Not on a cluster or sentinel store (subclasses): their keys may be on other nodes.
+        self._both = (
+            storage.get_connection().register_script(_INCR_BOTH.encode())
+            if type(storage) is RedisStorage
             else None
         )
 
@@ -224,6 +311,38 @@ class CountingFixedWindow(FixedWindowRateLimiter):
             return count <= item.amount, super().get_window_stats(item, *identifiers)
         return count <= item.amount, WindowStats(expires_at, max(0, item.amount - count))
 
+    def hit_with_then(
+        self,
+        first: RateLimitItem,
+        first_ids: tuple[str, ...],
+        then: RateLimitItem,
+        then_ids: tuple[str, ...],
+    ) -> tuple[bool, WindowStats, WindowStats | None]:
+        """Hit ``first``, and ``then`` only if ``first`` allowed it: one round trip on Redis.
+
+        Returns whether ``first`` allowed the request, its window, and ``then``'s window when
+        ``then`` refused the request (None when it allowed it, or was not counted).
+        """
+        if self._both is not None and isinstance(self.storage, RedisStorage):
+            keys = [
+                self.storage.prefixed_key(first.key_for(*first_ids)),
+                self.storage.prefixed_key(then.key_for(*then_ids)),
+            ]
+            args = [first.get_expiry(), first.amount, then.get_expiry(), then.amount]
+            count, ttl, then_count, then_ttl = self._both(keys, args)
+            now = time.time()
+            window = WindowStats(max(int(ttl), 0) + now, max(0, first.amount - int(count)))
+            if int(count) > first.amount:
+                return False, window, None
+            if int(then_count) <= then.amount:
+                return True, window, None
+            return True, window, WindowStats(max(int(then_ttl), 0) + now, 0)
+        allowed, window = self.hit_with_stats(first, *first_ids)
+        if not allowed:
+            return False, window, None
+        then_allowed, then_window = self.hit_with_stats(then, *then_ids)
+        return True, window, None if then_allowed else then_window
+
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
         return self._incr(item.key_for(*identifiers), item.get_expiry(), cost)[0] <= item.amount
 
@@ -235,8 +354,12 @@ class KeyedLimit:
         self, strategy: CountingFixedWindow, rate: str, namespace: str, scope: str
     ) -> None:
         self._strategy = strategy
-        self._item: RateLimitItem = parse(rate)
+        self.item: RateLimitItem = parse(rate)
         self._ids = (namespace, scope)
+
+    def identifiers(self, key: str) -> tuple[str, ...]:
+        """What the store's key for ``key`` is made of (with the item's own parts)."""
+        return (*self._ids, key)
 
     def hit(self, key: str) -> int | None:
         """Count one request for ``key``: None while within the limit, else seconds to wait.
@@ -245,7 +368,7 @@ class KeyedLimit:
         serving without a limit for a moment beats failing every reader.
         """
         try:
-            allowed, window = self._strategy.hit_with_stats(self._item, *self._ids, key)
+            allowed, window = self._strategy.hit_with_stats(self.item, *self.identifiers(key))
         except Exception as exc:  # any store failure means "serve without this limit"
             log.warning("keyed rate limit unavailable: %s", type(exc).__name__)
             return None
@@ -276,11 +399,20 @@ def token_key(token: str) -> str:
 
 
 def limit_device_token(token: str) -> None:
-    """Count one subscription write for this device token; 429 past ``subscription_token``."""
+    """Count one subscription write for this device token; 429 past ``subscription_token``.
+
+    The route's own limit, pending since the view was entered, is counted in the same round
+    trip (see :class:`RouteLimits`), and its 429 comes first.
+    """
     limits = keyed_limits()
     if limits is None:
         return
-    wait = limits.subscription_token.hit(token_key(token))
+    routes: RouteLimits | None = current_app.extensions.get(ROUTE_LIMITS)
+    key = token_key(token)
+    if routes is None:
+        wait = limits.subscription_token.hit(key)
+    else:
+        wait = routes.check_with_token(limits.subscription_token, key)
     if wait is not None:
         raise too_many(wait, "Too many subscription changes for this device; retry later.")
 
