@@ -4,8 +4,9 @@ The documented ``X-RateLimit-Limit/Remaining/Reset`` headers need the window's s
 hit; with the stock fixed window that was a GET and a TTL on Redis per request on top of the
 increments (issue 12). The counting strategy in ``notifier.http.limits`` learns the count and
 the expiry from the increment itself, and a subscribe counts the route's per-address limit and
-the per-token limit in one script: one round trip to Redis per subscription write (it was two). Commands are counted by wrapping this app's own Redis client (not INFO
-commandstats, which other clients of the shared server would disturb).
+the per-token limit in one script: one round trip to Redis per subscription write (it was two).
+Commands are counted by wrapping this app's own Redis client (not INFO commandstats, which
+other clients of the shared server would disturb).
 """
 
 from __future__ import annotations
