@@ -35,6 +35,7 @@ servers (process group) and drops the schema on exit, Ctrl-C included. Run by ha
     .venv/bin/python bench/intake.py --phases A,E --requests 5000  # CPU per request, both paths
     .venv/bin/python bench/intake.py --phases A,floor --requests 5000  # phase A and its floor
     .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy (--gil) during phase A
+    .venv/bin/python bench/intake.py --phases E --profile /tmp/e.txt --profile-phase E  # phase E
 """
 
 from __future__ import annotations
@@ -801,6 +802,9 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument("--profile-seconds", type=int, default=10)
     parser.add_argument(
+        "--profile-phase", choices=("A", "E"), default="A", help="the phase --profile samples"
+    )
+    parser.add_argument(
         "--database",
         default=os.environ.get(
             "NOTIFIER_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -886,7 +890,8 @@ def main() -> int:
                 send = sender_for_subscriptions(
                     server.base_url, bodies.subscriptions("a", args.requests)
                 )
-                with py_spy(server, args.profile, args.profile_seconds):
+                profile_a = args.profile if args.profile_phase == "A" else None
+                with py_spy(server, profile_a, args.profile_seconds):
                     measure(
                         closed_loop(
                             "A subscriptions max", server, send, args.requests, args.concurrency
@@ -920,7 +925,11 @@ def main() -> int:
             if "E" in args.phases:
                 log(f"phase E: {args.requests:,} signed events, {args.concurrency} in flight")
                 send = sender_for_events(server.base_url, bodies.events("m", args.requests))
-                measure(closed_loop("E events max", server, send, args.requests, args.concurrency))
+                profile_e = args.profile if args.profile_phase == "E" else None
+                with py_spy(server, profile_e, args.profile_seconds):
+                    measure(
+                        closed_loop("E events max", server, send, args.requests, args.concurrency)
+                    )
             stop_server(server)
 
         if "floor" in args.phases:
