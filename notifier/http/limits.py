@@ -172,7 +172,7 @@ class RouteLimits:
             setattr(g, _PENDING, (endpoint, item))
             try:
                 answer = view(*args, **kwargs)
-            except BaseException:
+            except Exception:
                 if g.pop(_PENDING, None) is not None:  # failed before counting: count it now
                     self.check(endpoint, item)
                 raise
