@@ -81,11 +81,11 @@ def init_limiter(app: Flask, settings: Settings, endpoints: dict[str, str]) -> R
         storage_uri(settings),
         **({"socket_connect_timeout": 1, "socket_timeout": 1} if settings.redis_url else {}),
     )
+    if not isinstance(storage, Storage):  # an async store: limits' aio schemes are not for WSGI
+        raise TypeError(f"rate limit storage {type(storage).__name__} is not a sync store")
     # One counter per client and window (one Redis script or SQLite upsert); a moving window
     # costs a sorted list per client and two scripts per request, for a precision public
     # endpoints don't need.
-    if not isinstance(storage, Storage):  # an async store: limits' aio schemes are not for WSGI
-        raise TypeError(f"rate limit storage {type(storage).__name__} is not a sync store")
     strategy = CountingFixedWindow(storage)
     namespace = f"{settings.redis_key_prefix}notifier-limits"
     routes = RouteLimits(
