@@ -11,6 +11,7 @@ other clients of the shared server would disturb).
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,13 @@ import pytest
 from flask import Flask
 
 from notifier.http.app import create_app
-from notifier.http.limits import ROUTE_LIMITS, CountingFixedWindow, RouteLimits, SQLiteStorage
+from notifier.http.limits import (
+    ROUTE_LIMITS,
+    CountingFixedWindow,
+    RouteLimits,
+    SQLiteStorage,
+    _Script,
+)
 from notifier.runtime import Runtime
 from tests.conftest import make_settings
 from tests.factories import subscription
@@ -47,18 +54,22 @@ def redis_app(db_url: str, redis_url: str, tmp_path: Path) -> Iterator[Flask]:
 
 @pytest.fixture
 def commands(redis_app: Flask, monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The Redis commands the limiter's client sends, by name, from now on."""
+    """The Redis commands the limiter's store is sent, by name, from now on.
+
+    Counted on every connection of the store's pool class (the limiter sends its scripts on
+    connections of its own, outside the pool), so whatever path a command takes, it counts.
+    """
     strategy = limiter_of(redis_app).strategy
     assert isinstance(strategy, CountingFixedWindow)
-    connection = strategy.storage.get_connection()  # type: ignore[attr-defined]
+    connection_class = strategy.storage.get_connection().connection_pool.connection_class  # type: ignore[attr-defined]
     sent: list[str] = []
-    execute = connection.execute_command
+    send = connection_class.send_command
 
-    def counting(*args: Any, **options: Any) -> Any:
+    def counting(self: Any, *args: Any, **options: Any) -> Any:
         sent.append(str(args[0]).upper())
-        return execute(*args, **options)
+        return send(self, *args, **options)
 
-    monkeypatch.setattr(connection, "execute_command", counting)
+    monkeypatch.setattr(connection_class, "send_command", counting)
     return sent
 
 
@@ -137,3 +148,19 @@ def test_counting_both_limits_at_once_keeps_which_requests_each_counts_and_refus
     assert by_token.status_code == 429
     assert "this device" in by_token.json["detail"]  # type: ignore[index]
     assert by_token.headers["X-RateLimit-Remaining"] == "1"
+
+
+def test_a_script_redis_does_not_have_is_sent_again_by_its_source(
+    redis_app: Flask, commands: list[str]
+) -> None:
+    """After a Redis restart (or SCRIPT FLUSH) the limiter's scripts are unknown to it: the first
+    call sends the source and later ones the digest again. A script of this test's own stands
+    in, so nothing is flushed on the shared server."""
+    strategy = limiter_of(redis_app).strategy
+    client = strategy.storage.get_connection()  # type: ignore[attr-defined]
+    script = _Script(client, f"-- {secrets.token_hex(8)}\nreturn {{tonumber(ARGV[1]) + 1, 7}}")
+
+    assert script([], [41]) == [42, 7]
+    assert script([], [1]) == [2, 7]
+    scripts = [name for name in commands if name.startswith("EVAL")]  # not the handshake
+    assert scripts == ["EVALSHA", "EVAL", "EVALSHA"], commands

@@ -36,6 +36,7 @@ from flask import Flask, Response, current_app, g, request
 from limits import RateLimitItem, WindowStats, parse
 from limits.storage import RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+from redis.exceptions import NoScriptError, ResponseError
 
 from notifier.core.settings import Settings
 from notifier.http.problems import Problem
@@ -270,6 +271,44 @@ return {first, first_ttl, second, redis.call("ttl", KEYS[2])}
 """
 
 
+class _Script:
+    """A Lua script run on a Redis connection of the calling thread's own.
+
+    redis-py wraps every command in a pool checkout and release, a retry policy and
+    observability hooks; for the one script a limited request runs, that was more CPU than
+    the round trip itself (issue 12). Each thread keeps one connection made with the client's
+    own settings (address, timeouts) and sends the script on it directly: by its digest, and
+    its source when Redis does not have it (after a restart or SCRIPT FLUSH). A connection that
+    fails is closed, the error goes to the caller (who serves without the limit), and the next
+    call connects again.
+    """
+
+    def __init__(self, client: Any, source: str, connections: threading.local | None = None):
+        self._pool = client.connection_pool
+        self._source = source
+        self._sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+        # Shared by the scripts of one store, so that a thread holds one connection for all.
+        self._local = connections if connections is not None else threading.local()
+
+    def __call__(self, keys: list[str], args: list[int]) -> Any:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            pool = self._pool
+            connection = self._local.connection = pool.connection_class(**pool.connection_kwargs)
+        try:
+            try:
+                connection.send_command("EVALSHA", self._sha, len(keys), *keys, *args)
+                return connection.read_response()
+            except NoScriptError:
+                connection.send_command("EVAL", self._source, len(keys), *keys, *args)
+                return connection.read_response()
+        except ResponseError:
+            raise  # an error answer leaves the connection in step
+        except BaseException:
+            connection.disconnect()
+            raise
+
+
 class CountingFixedWindow(FixedWindowRateLimiter):
     """A fixed window whose hit also learns the window's count and expiry, in one round trip.
 
@@ -281,17 +320,18 @@ class CountingFixedWindow(FixedWindowRateLimiter):
 
     def __init__(self, storage: Storage) -> None:
         super().__init__(storage)
-        self._script = (
-            storage.get_connection().register_script(_INCR_EXPIRE_TTL.encode())
-            if isinstance(storage, RedisStorage)
-            else None
-        )
-        # Not on a cluster or sentinel store (subclasses): their keys may be on other nodes.
-        self._both = (
-            storage.get_connection().register_script(_INCR_BOTH.encode())
-            if type(storage) is RedisStorage
-            else None
-        )
+        # Only on a plain Redis store: a cluster or sentinel store (subclasses) routes commands
+        # to other nodes, which its client knows and a bare connection does not.
+        self._script: Any = None
+        self._both: _Script | None = None
+        if isinstance(storage, RedisStorage):
+            client = storage.get_connection()
+            if type(storage) is RedisStorage:
+                connections = threading.local()
+                self._script = _Script(client, _INCR_EXPIRE_TTL, connections)
+                self._both = _Script(client, _INCR_BOTH, connections)
+            else:
+                self._script = client.register_script(_INCR_EXPIRE_TTL.encode())
 
     def _incr(self, key: str, expiry: int, amount: int) -> tuple[int, float | None]:
         storage = self.storage
