@@ -36,6 +36,7 @@ import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import quote
 
 import aiohttp
@@ -48,7 +49,10 @@ from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core import migrate
 from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.core.settings import load_settings, normalise_database_url
+from notifier.emulator import write_service_account
 from notifier.emulator.launcher import start_emulator_process, stop_emulator_process
+from notifier.fcm.sender import FcmSender
+from notifier.fcm.types import Platform, PushAlert, Target
 from notifier.http.app import create_app
 from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
@@ -56,43 +60,76 @@ from notifier.subscriptions.bulk_import import import_devices
 from workers.celery_app import make_celery
 from workers.publish import CeleryPublisher
 
+PROJECT = "notifier-bench"
 SECRET = "whsec_" + "YmVuY2htYXJrLXNlY3JldC0wMTIzNDU2Nzg5"
 LANGUAGES = ("en", "fr", "he", "ar", "fa")
 DAILY_CAP = 2
 
 
-async def bare_client_rate(base_url: str, count: int, concurrency: int = 100) -> float:
-    """Messages/s of a plain aiohttp client posting valid messages to the same emulator."""
-    token_request = urllib.request.Request(
-        f"{base_url}/token",
-        data=b"grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x.y.z",
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
+def bare_requests(base_url: str, data_dir: Path, count: int) -> BareRequests:
+    """The requests a worker's sender makes for ``count`` devices of the benchmark's alert.
+
+    Built by the workers' own :class:`FcmSender` (SDK encoder, token spliced into the encoded
+    message, the same six headers and bearer token), so the bare client posts the same bytes as
+    the workers do: the baseline differs from them only by everything that is not HTTP.
+    """
+    account = write_service_account(
+        data_dir / "bare-client-account.json", project_id=PROJECT, token_uri=f"{base_url}/token"
     )
+    sender = FcmSender(project_id=PROJECT, endpoint=base_url, credentials_path=account)
     try:
-        with urllib.request.urlopen(token_request) as response:
-            access = json.load(response)["access_token"]
-    except OSError:
-        access = "bench"
-    url = f"{base_url}/v1/projects/notifier-bench/messages:send"
-    headers = {"Authorization": f"Bearer {access}", "Content-Type": "application/json"}
-    bodies = [
-        json.dumps(
-            {"message": {"token": f"bare-{i:07d}", "notification": {"title": "t", "body": "b"}}}
-        ).encode()
-        for i in range(count)
-    ]
-    pending = iter(bodies)
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
+        alert = PushAlert(
+            alert_id="00000000-0000-4000-8000-00000000bare",
+            headline="Benchmark: breaking",
+            url="https://news.example/bench",
+            expires_at=datetime.now(UTC) + timedelta(hours=1),
+            ttl_seconds=3600,
+            topics=("israel", "breaking"),
+            analytics_label="alert-00000000",
+        )
+        targets = [Target(i, device_token(i), Platform.ANDROID) for i in range(count)]
+        bodies = sender._bodies(alert, targets, alert.ttl_seconds)
+        headers = {**sender._headers, "Authorization": sender._authorization()}
+        return BareRequests(sender._url, headers, bodies, sender._max_in_flight)
+    finally:
+        sender.close()
+
+
+class BareRequests(NamedTuple):
+    url: str
+    headers: dict[str, str]
+    bodies: list[bytes]
+    in_flight: int
+
+
+async def bare_client_rate(requests: BareRequests) -> float:
+    """Messages/s of a plain aiohttp client posting the workers' requests to the same emulator.
+
+    Its session is set up as the sender's (per-request timeout, no User-Agent, no cookie jar)
+    and keeps as many requests in flight as the sender does against this endpoint; it reads each
+    answer and nothing else.
+    """
+    pending = iter(requests.bodies)
+    connector = aiohttp.TCPConnector(limit=requests.in_flight)
+    async with aiohttp.ClientSession(
+        connector=connector,
+        timeout=aiohttp.ClientTimeout(total=10),
+        skip_auto_headers=("User-Agent",),
+        cookie_jar=aiohttp.DummyCookieJar(),
+    ) as session:
 
         async def worker() -> None:
             for body in pending:
-                async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
+                async with session.post(requests.url, data=body, headers=requests.headers) as r:
+                    await r.read()
 
         started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return count / (time.perf_counter() - started)
+        await asyncio.gather(*(worker() for _ in range(requests.in_flight)))
+        return len(requests.bodies) / (time.perf_counter() - started)
+
+
+def device_token(i: int) -> str:
+    return f"bench-{i:07d}:APA91b{'x' * 120}"
 
 
 def device_lines(n: int, topics: list[str], preferences: bool = False) -> list[bytes]:
@@ -101,7 +138,7 @@ def device_lines(n: int, topics: list[str], preferences: bool = False) -> list[b
         # Half the audience follows both topics: each must still get the alert exactly once.
         follows = topics if i % 2 else topics[:1]
         line: dict[str, object] = {
-            "token": f"bench-{i:07d}:APA91b{'x' * 120}",
+            "token": device_token(i),
             "platform": "android",
             "topics": follows,
         }
@@ -309,7 +346,7 @@ def main() -> int:
         NOTIFIER_BROKER_URL=broker,
         NOTIFIER_REDIS_URL=args.redis,
         NOTIFIER_FCM_ENDPOINT=emulator_url,
-        NOTIFIER_FCM_PROJECT_ID="notifier-bench",
+        NOTIFIER_FCM_PROJECT_ID=PROJECT,
         NOTIFIER_DATA_DIR=str(tmp),
         NOTIFIER_WEBHOOK_SECRETS=SECRET,
         # Keys of its own in Redis: workers left over from another run never take its tasks.
@@ -318,9 +355,9 @@ def main() -> int:
     )
     workers: list[subprocess.Popen[bytes]] = []
     try:
-        if broker.startswith("redis"):
-            redis.Redis.from_url(broker).flushdb()
-        redis.Redis.from_url(args.redis).flushdb()
+        # No FLUSHDB: every key of this run (the broker's queues too, by Celery's
+        # global_keyprefix) starts with its own prefix, and other runs sharing this Redis (other
+        # engineers' benchmarks and test suites) must keep their queued tasks.
         engine = make_engine(db_url)
         migrate.upgrade(engine)
         if args.fillfactor:
@@ -344,9 +381,13 @@ def main() -> int:
             shares = set_preferences(engine, make_session_factory(engine), datetime.now(UTC))
             log("  preferences: " + ", ".join(f"{v:,} {k}" for k, v in shares.items()))
 
-        log(f"bare aiohttp client: {args.bare:,} requests against the emulator")
+        requests = bare_requests(emulator_url, tmp, args.bare)
+        log(
+            f"bare aiohttp client: {args.bare:,} requests against the emulator, "
+            f"{requests.in_flight} in flight, the workers' bodies and headers"
+        )
         cpu_before = time.process_time()
-        bare = asyncio.run(bare_client_rate(emulator_url, args.bare))
+        bare = asyncio.run(bare_client_rate(requests))
         bare_cpu_us = (time.process_time() - cpu_before) / args.bare * 1e6
         log(f"  {bare:,.0f} messages/s, {bare_cpu_us:,.0f} µs of client CPU per message")
         urllib.request.urlopen(
@@ -491,6 +532,10 @@ def main() -> int:
             except (ProcessLookupError, subprocess.TimeoutExpired):
                 os.killpg(worker.pid, signal.SIGKILL)
         stop_emulator_process(emulator_proc)
+        for url in {broker, args.redis} if broker.startswith("redis") else {args.redis}:
+            client = redis.Redis.from_url(url)
+            for key in client.scan_iter(match=f"{schema}:*", count=1000):
+                client.delete(key)
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
