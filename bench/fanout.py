@@ -70,7 +70,7 @@ def bare_requests(base_url: str, data_dir: Path, count: int) -> BareRequests:
     """The requests a worker's sender makes for ``count`` devices of the benchmark's alert.
 
     Built by the workers' own :class:`FcmSender` (SDK encoder, token spliced into the encoded
-    message, the same six headers and bearer token), so the bare client posts the same bytes as
+    message, the same five headers and bearer token), so the bare client posts the same bytes as
     the workers do: the baseline differs from them only by everything that is not HTTP.
     """
     account = write_service_account(
