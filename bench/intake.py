@@ -13,6 +13,10 @@ E. events at max throughput: N signed /v1/events (same mix as B), C in flight, c
    server CPU per event with every request answered, which B cannot give on a box too busy to
    keep up with its rate (a timed-out request's work is not counted, or counted in the next
    phase);
+floor: phase A's requests against a minimal Flask app on the same gunicorn configuration
+   (``bench/intake_floor.py``: one JSON POST route, one INSERT through psycopg, 201 JSON), so the
+   report can say how much of phase A's server CPU per request the framework, the WSGI server and
+   one database round trip take before notifier does anything;
 baseline: phase A again against `notifier api --workers 1 --threads 1`, same run.
 
 Each phase reports CPU per request from /proc (utime + stime): the gunicorn master and workers,
@@ -29,7 +33,9 @@ servers (process group) and drops the schema on exit, Ctrl-C included. Run by ha
     .venv/bin/python bench/intake.py --workers 3 --threads 2 --requests 5000 --duration 10
     .venv/bin/python bench/intake.py --phases B                   # only the fixed-rate phases
     .venv/bin/python bench/intake.py --phases A,E --requests 5000  # CPU per request, both paths
+    .venv/bin/python bench/intake.py --phases A,floor --requests 5000  # phase A and its floor
     .venv/bin/python bench/intake.py --profile /tmp/intake.txt   # py-spy (--gil) during phase A
+    .venv/bin/python bench/intake.py --phases E --profile /tmp/e.txt --profile-phase E  # phase E
 """
 
 from __future__ import annotations
@@ -75,6 +81,7 @@ REQUEST_TIMEOUT_S = 10.0
 SERVER_START_TIMEOUT_S = 60.0
 TARGET_WRITES_PER_S = 800
 TARGET_P99_MS = 50.0
+FLOOR_LABEL = "A floor Flask+psycopg"
 
 
 def log(message: str) -> None:
@@ -256,11 +263,22 @@ class Server:
         return sum(_process_cpu(pid) for pid in self.pids())
 
 
+FLOOR_APP = Path(__file__).with_name("intake_floor.py")
+
+
 def start_server(
-    env: dict[str, str], workers: int, threads: int, port: int, tmp: Path, admin: Engine
+    env: dict[str, str],
+    workers: int,
+    threads: int,
+    port: int,
+    tmp: Path,
+    admin: Engine,
+    *,
+    floor: bool = False,
 ) -> Server:
-    label = f"gunicorn {workers}w x {threads}t"
-    log_path = tmp / f"api-{workers}x{threads}-{port}.log"
+    """``notifier api`` (or, with ``floor``, the minimal app of ``bench/intake_floor.py``)."""
+    label = f"{'floor ' if floor else ''}gunicorn {workers}w x {threads}t"
+    log_path = tmp / f"{'floor' if floor else 'api'}-{workers}x{threads}-{port}.log"
     app_name = f"bench-intake-{port}"
     db_url = env["NOTIFIER_DATABASE_URL"]
     db_url = f"{db_url}{'&' if '?' in db_url else '?'}application_name={app_name}"
@@ -268,9 +286,7 @@ def start_server(
         proc = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "notifier",
-                "api",
+                *([str(FLOOR_APP)] if floor else ["-m", "notifier", "api"]),
                 "--workers",
                 str(workers),
                 "--threads",
@@ -699,6 +715,15 @@ def summary(
             f"phase A vs baseline: {main_a.ok_rate:,.0f} / {base_a.ok_rate:,.0f} 2xx writes/s "
             f"= {main_a.ok_rate / base_a.ok_rate:.2f}x"
         )
+    floor = by_label.get(FLOOR_LABEL)
+    if main_a and main_a.cpu and floor and floor.cpu:
+        ours = main_a.cpu.server / max(main_a.done, 1) * 1e3
+        bare = floor.cpu.server / max(floor.done, 1) * 1e3
+        print(
+            f"phase A server CPU {ours:.2f} ms/request = floor (Flask + gunicorn + one psycopg "
+            f"INSERT) {bare:.2f} ms + notifier {ours - bare:.2f} ms; the floor alone is "
+            f"{bare / 1.2:.0%} of the 1.2 ms target"
+        )
     if main_a:
         verdict = "met" if main_a.ok_rate >= TARGET_WRITES_PER_S else "NOT met"
         print(f"target >= {TARGET_WRITES_PER_S} subscription writes/s: {verdict}")
@@ -768,14 +793,17 @@ def parse_args() -> argparse.Namespace:
     )
     parser.add_argument(
         "--phases",
-        default="A,B,E,baseline",
-        help="comma-separated subset of A, B, E, baseline (default: all)",
+        default="A,B,E,floor,baseline",
+        help="comma-separated subset of A, B, E, floor, baseline (default: all)",
     )
     parser.add_argument("--warm-up", type=int, default=300, help="untimed requests per server")
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy raw output during phase A"
     )
     parser.add_argument("--profile-seconds", type=int, default=10)
+    parser.add_argument(
+        "--profile-phase", choices=("A", "E"), default="A", help="the phase --profile samples"
+    )
     parser.add_argument(
         "--database",
         default=os.environ.get(
@@ -785,8 +813,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/12")
     args = parser.parse_args()
     args.phases = {p.strip() for p in args.phases.split(",") if p.strip()}
-    if not args.phases or args.phases - {"A", "B", "E", "baseline"}:
-        parser.error("--phases takes a comma-separated subset of A, B, E, baseline")
+    if not args.phases or args.phases - {"A", "B", "E", "floor", "baseline"}:
+        parser.error("--phases takes a comma-separated subset of A, B, E, floor, baseline")
     for name in (
         "workers",
         "threads",
@@ -835,8 +863,8 @@ def main() -> int:
     statements: list[tuple[str, int, int]] = []
     bodies = Bodies(run)
 
-    def serve(workers: int, threads: int) -> Server:
-        server = start_server(env, workers, threads, free_port(), tmp, admin)
+    def serve(workers: int, threads: int, floor: bool = False) -> Server:
+        server = start_server(env, workers, threads, free_port(), tmp, admin, floor=floor)
         servers.append(server)
         log(f"{server.label} up at {server.base_url} (master pid {server.proc.pid})")
         asyncio.run(warm_up(server, bodies.subscriptions(f"w{len(servers)}", args.warm_up)))
@@ -862,7 +890,8 @@ def main() -> int:
                 send = sender_for_subscriptions(
                     server.base_url, bodies.subscriptions("a", args.requests)
                 )
-                with py_spy(server, args.profile, args.profile_seconds):
+                profile_a = args.profile if args.profile_phase == "A" else None
+                with py_spy(server, profile_a, args.profile_seconds):
                     measure(
                         closed_loop(
                             "A subscriptions max", server, send, args.requests, args.concurrency
@@ -896,8 +925,24 @@ def main() -> int:
             if "E" in args.phases:
                 log(f"phase E: {args.requests:,} signed events, {args.concurrency} in flight")
                 send = sender_for_events(server.base_url, bodies.events("m", args.requests))
-                measure(closed_loop("E events max", server, send, args.requests, args.concurrency))
+                profile_e = args.profile if args.profile_phase == "E" else None
+                with py_spy(server, profile_e, args.profile_seconds):
+                    measure(
+                        closed_loop("E events max", server, send, args.requests, args.concurrency)
+                    )
             stop_server(server)
+
+        if "floor" in args.phases:
+            floor = serve(args.workers, args.threads, floor=True)
+            log(
+                f"floor: {args.requests:,} subscriptions to a bare Flask + psycopg app, "
+                f"{args.concurrency} in flight"
+            )
+            send = sender_for_subscriptions(
+                floor.base_url, bodies.subscriptions("f", args.requests)
+            )
+            measure(closed_loop(FLOOR_LABEL, floor, send, args.requests, args.concurrency))
+            stop_server(floor)
 
         if "baseline" in args.phases:
             baseline = serve(1, 1)

@@ -14,10 +14,15 @@ from pathlib import Path
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of a process (all its threads), from /proc; None once it is gone."""
+# A process (all its threads) by its pid, or one thread of it by (pid, thread id).
+Source = int | tuple[int, int]
+
+
+def cpu_seconds(pid: Source) -> float | None:
+    """utime + stime of a process (all its threads) or of one thread, from /proc; None once gone."""
+    path = f"/proc/{pid}/stat" if isinstance(pid, int) else f"/proc/{pid[0]}/task/{pid[1]}/stat"
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
+        stat = Path(path).read_text()
     except OSError:
         return None
     # The command name may hold spaces and parentheses: the fields start after the last ')'.
@@ -39,6 +44,14 @@ def process_tree(pid: int) -> list[int]:
     return found
 
 
+def threads(pid: int) -> list[tuple[int, int]]:
+    """Every thread of a process, as (pid, thread id); the main thread's id is the pid."""
+    try:
+        return [(pid, int(task.name)) for task in Path(f"/proc/{pid}/task").iterdir()]
+    except OSError:
+        return []
+
+
 def pids_named(name: str) -> list[int]:
     pids = []
     for comm in Path("/proc").glob("[0-9]*/comm"):
@@ -58,11 +71,11 @@ class CpuSampler:
     used up to its last sample. A pid first seen after the window opened counts from zero.
     """
 
-    def __init__(self, groups: dict[str, Callable[[], Iterable[int]]], interval: float = 0.5):
+    def __init__(self, groups: dict[str, Callable[[], Iterable[Source]]], interval: float = 0.5):
         self.groups = groups
         self.interval = interval
-        self.base: dict[str, dict[int, float]] = {g: {} for g in groups}
-        self.last: dict[str, dict[int, float]] = {g: {} for g in groups}
+        self.base: dict[str, dict[Source, float]] = {g: {} for g in groups}
+        self.last: dict[str, dict[Source, float]] = {g: {} for g in groups}
         self._opened = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)

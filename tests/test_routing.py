@@ -85,3 +85,15 @@ def test_notifier_worker_listens_to_every_queue_in_priority_order(
     assert result.exit_code == 0, result.output
     argv = started[0]
     assert argv[argv.index("-Q") + 1].split(",") == list(QUEUES)
+
+
+def test_workers_publish_no_task_events(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing reads Celery's task events, and each costs a publish per batch (issue 12)."""
+    started: list[list[str]] = []
+    monkeypatch.setattr(celery_app.app, "worker_main", started.append)
+    result = CliRunner().invoke(main, ["worker"], env={"NOTIFIER_DATA_DIR": str(tmp_path)})
+    assert result.exit_code == 0, result.output
+    assert "-E" not in started[0] and "--task-events" not in started[0]
+    conf = make_celery(make_settings(tmp_path)).conf
+    assert not conf.worker_send_task_events
+    assert not conf.task_send_sent_event

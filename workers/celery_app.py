@@ -50,8 +50,12 @@ def make_celery(settings: Settings | None = None) -> Celery:
         worker_soft_shutdown_timeout=30.0,
         task_serializer="json",
         accept_content=["json"],
-        worker_send_task_events=True,
-        task_send_sent_event=True,
+        # No task events: nothing in notifier reads them (`notifier status` and the ops page ask
+        # the workers over the broadcast channel, which works without them), and each batch
+        # cost a publish per event in the worker and the planner. For Flower or `celery events`,
+        # `celery -A workers.celery_app control enable_events` turns them on at run time.
+        worker_send_task_events=False,
+        task_send_sent_event=False,
         worker_hijack_root_logger=False,
         timezone="UTC",
         enable_utc=True,

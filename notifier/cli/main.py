@@ -50,7 +50,8 @@ def worker(
 
         use_emulator_account(ensure_service_account)
 
-    argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel, "-E"]
+    # No -E: task events are off (workers/celery_app.py says why and how to turn them on).
+    argv = ["worker", "-Q", queues, "--pool", pool, "--loglevel", loglevel]
     if hostname:
         argv += ["--hostname", hostname]
     if concurrency:

@@ -60,8 +60,8 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(pages.bp)
     app.register_blueprint(testdevices.bp)
     app.register_blueprint(widget.bp)
-    # Before the limiter: Flask runs after_request hooks last-registered first, and this one
-    # must see the limiter's headers.
+    # Before the limits: Flask runs after_request hooks last-registered first, and this one
+    # must see their headers.
     _response_headers(app)
     init_limiter(app, settings, LIMITED_ENDPOINTS)
     _body_limits(app, settings)
@@ -94,8 +94,8 @@ def _response_headers(app: Flask) -> None:
     """Headers that must match the status, whatever view or extension made the response.
 
     A 204 has no body, so it gets no Content-Type (Flask would say text/html for the empty
-    string). Flask-Limiter adds Retry-After to every limited response, but on a success it tells
-    a client to back off from nothing; it stays only where the status asks the client to retry.
+    string). Retry-After stays only where the status asks the client to retry: on a success it
+    would tell a client to back off from nothing.
     """
 
     @app.after_request

@@ -36,9 +36,10 @@ def subscribe() -> tuple[Response, int]:
     limit_device_token(req.token)
     app = app_of(req.app)
     try:
-        with transaction(context.runtime().sessions) as session:
+        # A Core connection, not a Session: the subscribe is two Core statements (see there).
+        with context.runtime().engine.begin() as connection:
             profile, created = service.subscribe(
-                session,
+                connection,
                 app=app,
                 token=req.token,
                 platform=req.platform,

@@ -8,7 +8,7 @@ import weakref
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.orm import Session
 
 from notifier.core.models import Topic
@@ -88,9 +88,9 @@ _cache: weakref.WeakKeyDictionary[Engine, tuple[float, dict[str, int]]] = (
 )
 
 
-def active_topics(session: Session) -> dict[str, int]:
+def active_topics(session: Session | Connection) -> dict[str, int]:
     """Slug -> id of every topic readers may subscribe to (cached per engine, 30 s)."""
-    key = session.get_bind().engine
+    key = session.engine if isinstance(session, Connection) else session.get_bind().engine
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
         return hit[1]

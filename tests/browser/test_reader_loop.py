@@ -333,6 +333,8 @@ def test_a_french_reader_clicks_the_french_alert_and_lands_on_the_french_article
         key=True,
     )
 
+    # Sent first, shown second: a slow send under load and a lost push fail with their own words.
+    assert dev.wait_until_sent(alert["id"])["counts"]["sent"] >= 1
     [note] = wait_for_notifications(page)
     assert note["title"] == "Cessez-le-feu conclu"
     [opened] = push_worker(reader, dev).evaluate(CLICK)["opened"]
