@@ -92,7 +92,8 @@ def test_recording_a_sent_batch_leaves_every_delivery_on_its_page(pg_schema_url:
 
     with engine.connect() as conn:
         statuses = conn.execute(
-            text("SELECT status, count(*) FROM deliveries GROUP BY status")
+            text("SELECT status, count(*) FROM deliveries WHERE alert_id = :alert GROUP BY status"),
+            {"alert": alert_id},
         ).all()
     assert statuses == [("sent", DEVICES)]
     moved = {d for d, page in _pages(engine, alert_id).items() if page != planned[d]}
