@@ -32,7 +32,11 @@ from notifier.core.vocabulary import TriggerKind
 from notifier.pipeline.sweeper import LEASE_NAME, SweepReport, sweep, take_lease
 from tests.pipeline.conftest import Stack, subscribe_many
 
-LEASE = timedelta(seconds=2)
+# The sweeper's premise is a lease longer than any sweep (60 s in production). A sweep of 60
+# triggers at PUBLISH_LATENCY each took 1.1-2.0 s on SQLite on a loaded 2-core box: a 2 s lease
+# could expire mid-sweep and let the other beat publish the same rows, a broken premise, not a
+# bug. 6 s keeps the premise with room, and still has the survivor take over within seconds.
+LEASE = timedelta(seconds=6)
 PUBLISH_LATENCY = 0.005  # a broker round trip; widens the window in which two sweeps could race
 
 
