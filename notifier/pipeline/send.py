@@ -23,6 +23,7 @@ import copy
 import logging
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -151,9 +152,10 @@ def send_batch(
             tally.add("notifier_rate_limit_wait_seconds_total", waited)
             tally.add("notifier_app_quota_wait_seconds_total", waited, app=app)
         outcomes.extend(sender.send_batch(push_alert, chunk, latencies=latencies))
-    for outcome in outcomes:
-        # Per app, what FCM answered each attempt: one app's outage or quota shows on its own.
-        tally.add("notifier_app_sends_total", app=app, outcome=outcome.kind)
+    # Per app, what FCM answered each attempt: one app's outage or quota shows on its own.
+    # Counted per kind first: one label string per kind, not one per device.
+    for kind, count in Counter(outcome.kind for outcome in outcomes).items():
+        tally.add("notifier_app_sends_total", count, app=app, outcome=kind)
     tally.observe("notifier_fcm_request_seconds", latencies, FCM_LATENCY_BUCKETS)
 
     def record() -> BatchResult:
@@ -311,10 +313,12 @@ def _lease(
         record_gone(sessions, batch_id, owner, dead=dead, missing=missing, now=clock())
     held_back = {i for ids in verdicts.suppressed.values() for i in ids}
     text_for = _texts(push_alert, alert_locale, translations, default_locale)
+    silent = verdicts.silent
+    # Each row unpacked as the plain tuple it is: no attribute lookup per column and device.
     targets = [
-        Target(r.device_id, r.token, r.platform, text_for(r.locale), r.device_id in verdicts.silent)
-        for r in live
-        if r.device_id not in held_back
+        Target(device_id, token, platform, text_for(locale), device_id in silent)
+        for device_id, token, platform, _state, locale, _tz, _qs, _qe, _qm, _cap, _urgent in live
+        if device_id not in held_back
     ]
     return push_alert, targets, verdicts, app
 
