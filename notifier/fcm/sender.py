@@ -381,7 +381,7 @@ class FcmSender:
                     )
                 )
             head, tail = template
-            bodies.append(head + _json_string(target.token) + tail)
+            bodies.append(head + json.dumps(target.token).encode() + tail)
         return bodies
 
     def _reset_auth(self) -> None:
@@ -594,22 +594,12 @@ def _error_dict(body: bytes) -> dict[str, Any] | None:
     return error if isinstance(error, dict) else None
 
 
-# What a token or a message name is made of (FCM's and the emulator's): JSON needs no escape
-# for any of these characters, so the bytes are the JSON string's contents as they are.
-_PLAIN = re.compile(r"[A-Za-z0-9_:/.\-]*")
 # FCM's answer to an accepted message: ``{"name": "projects/<p>/messages/<id>"}`` (pretty-printed
 # by Google, compact by some proxies): the name is the one string in it.
 _WS = rb"[ \t\n\r]*"  # JSON's whitespace, no more
 _ACCEPTED = re.compile(
     rb"\{" + _WS + rb'"name"' + _WS + rb":" + _WS + rb'"([A-Za-z0-9_:/.%\-]*)"' + _WS + rb"\}" + _WS
 )
-
-
-def _json_string(text: str) -> bytes:
-    """``json.dumps(text).encode()``, without the encoder for the usual token (plain ASCII)."""
-    if _PLAIN.fullmatch(text):
-        return b'"' + text.encode() + b'"'
-    return json.dumps(text).encode()
 
 
 def _accepted_name(body: bytes) -> str | None:
