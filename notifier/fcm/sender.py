@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Sequence
@@ -461,6 +462,9 @@ class FcmSender:
         if isinstance(reply, BaseException):
             return Retry(device_id, "network")
         if reply.status == 200:
+            name = _accepted_name(reply.body)
+            if name is not None:
+                return Accepted(device_id, name)
             try:
                 return Accepted(device_id, json.loads(reply.body)["name"])
             except (ValueError, KeyError, TypeError):
@@ -588,6 +592,21 @@ def _error_dict(body: bytes) -> dict[str, Any] | None:
         return None
     error = parsed.get("error") if isinstance(parsed, dict) else None
     return error if isinstance(error, dict) else None
+
+
+# FCM's answer to an accepted message: ``{"name": "projects/<p>/messages/<id>"}`` (pretty-printed
+# by Google, compact by some proxies): the name is the one string in it.
+_WS = rb"[ \t\n\r]*"  # JSON's whitespace, no more
+_ACCEPTED = re.compile(
+    rb"\{" + _WS + rb'"name"' + _WS + rb":" + _WS + rb'"([A-Za-z0-9_:/.%\-]*)"' + _WS + rb"\}" + _WS
+)
+
+
+def _accepted_name(body: bytes) -> str | None:
+    """The message name of the usual 200 answer, matched as bytes; None for any other body
+    (escapes, more members), which the caller leaves to the JSON parser."""
+    match = _ACCEPTED.fullmatch(body)
+    return None if match is None else match.group(1).decode()
 
 
 def _is_unauthenticated(reply: _Reply | BaseException) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from notifier.core.vocabulary import Platform as Platform  # a target's platform, named there
 
@@ -42,12 +42,12 @@ class Localized:
     url: str
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
+class Target(NamedTuple):
     """One device to send to. The token is a bearer secret: never log it.
 
     ``text`` replaces the alert's headline, body and URL for this device (its language);
-    ``silent`` delivers without sound or heads-up (the reader's quiet hours).
+    ``silent`` delivers without sound or heads-up (the reader's quiet hours). A named tuple,
+    not a frozen dataclass: a batch makes one per device, and a tuple is built at C speed.
     """
 
     device_id: int
