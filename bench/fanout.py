@@ -41,7 +41,7 @@ from urllib.parse import quote
 
 import aiohttp
 import redis
-from _common import log, rss_kib
+from _common import deliveries_updates, log, rss_kib
 from proc_cpu import CpuSampler, pids_named, process_tree, threads
 from sqlalchemy import Engine, text
 
@@ -541,12 +541,7 @@ def main() -> int:
         delivered = print_counts(engine, alert_id, args.devices, received)
         print_cpu(cpu, delivered, bare_cpu_us, bare_runs)
         with engine.connect() as conn:
-            updates, hot = conn.execute(
-                text(
-                    "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
-                    "WHERE relname = 'deliveries' AND schemaname = current_schema()"
-                )
-            ).one()
+            updates, hot = deliveries_updates(conn)
         print(f"deliveries updates      {updates:,}, of which HOT (no index entries) {hot:,}")
         with runtime.sessions() as session:  # what GET /v1/alerts/{id} reports as `latency`
             from notifier.alerts.latency import alert_latency

@@ -27,10 +27,9 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from _common import DEFAULT_DATABASE, log, private_schema
+from _common import DEFAULT_DATABASE, NullSender, deliveries_updates, log, private_schema
 from proc_cpu import cpu_seconds
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
@@ -38,7 +37,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.core.models import Batch, utcnow
-from notifier.fcm.types import Accepted, Outcome, PushAlert, Target
 from notifier.pipeline.planner import _plan_page
 from notifier.pipeline.quota import LocalTokenBucket
 from notifier.pipeline.send import send_batch
@@ -49,23 +47,9 @@ FCM_ID = 1500415314455276
 FK = "fk_deliveries_alert_id_alerts"
 
 
-class NullSender:
-    """Accepts every device at once, with message names shaped like FCM's (as long)."""
-
-    def send_batch(
-        self,
-        alert: PushAlert,
-        targets: Sequence[Target],
-        *,
-        latencies: list[float] | None = None,
-    ) -> list[Outcome]:
-        return [
-            Accepted(
-                t.device_id,
-                f"projects/notifier-bench/messages/0:{FCM_ID + t.device_id}%31bd1c9631bd1c96",
-            )
-            for t in targets
-        ]
+def fcm_like_name(device_id: int) -> str:
+    """As long as an FCM message name: the recorded row's width decides if its update is HOT."""
+    return f"projects/notifier-bench/messages/0:{FCM_ID + device_id}%31bd1c9631bd1c96"
 
 
 def device_lines(n: int) -> list[bytes]:
@@ -108,7 +92,7 @@ def one_alert(sessions: sessionmaker[Session], backend: int) -> dict[str, float]
         result = send_batch(
             sessions,
             batch_id,
-            sender=NullSender(),
+            sender=NullSender(fcm_like_name),
             limiter=LocalTokenBucket(10**9),
             lease_seconds=60,
             max_attempts=3,
@@ -160,12 +144,7 @@ def main() -> int:
                     conn.execute(text("SELECT pg_stat_force_next_flush()"))
                 time.sleep(1.1)
                 with engine.connect() as conn:
-                    upd0, hot0 = conn.execute(
-                        text(
-                            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
-                            "WHERE relid = 'deliveries'::regclass"
-                        )
-                    ).one()
+                    upd0, hot0 = deliveries_updates(conn)
                     lsn0 = conn.scalar(text("SELECT pg_current_wal_lsn()"))
                 log(f"round {round_ + 1}, {variant}: planning and sending")
                 cpu = one_alert(sessions, backend)
@@ -176,12 +155,7 @@ def main() -> int:
                     conn.execute(text("SELECT pg_stat_force_next_flush()"))
                 time.sleep(1.1)
                 with engine.connect() as conn:
-                    upd1, hot1 = conn.execute(
-                        text(
-                            "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables "
-                            "WHERE relid = 'deliveries'::regclass"
-                        )
-                    ).one()
+                    upd1, hot1 = deliveries_updates(conn)
                     size = conn.scalar(text("SELECT pg_relation_size('deliveries')"))
                     index_size = conn.scalar(text("SELECT pg_indexes_size('deliveries')"))
                 n = cpu["devices"]

@@ -24,10 +24,10 @@ import resource
 import secrets
 import sys
 import time
-from collections.abc import Sequence
 from datetime import datetime
 from urllib.parse import quote
 
+from _common import NullSender
 from sqlalchemy import select, text
 
 from notifier.alerts.service import AlertDraft, create_alert
@@ -35,7 +35,6 @@ from notifier.core import migrate
 from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.core.models import Batch, Subscription, Topic, utcnow
 from notifier.core.settings import normalise_database_url
-from notifier.fcm.types import Accepted, Outcome, PushAlert, Target
 from notifier.pipeline.planner import PAGE_SIZE, _plan_page, page_of_audience
 from notifier.pipeline.quota import LocalTokenBucket
 from notifier.pipeline.send import send_batch
@@ -91,19 +90,6 @@ def set_preferences(engine: object, now: datetime) -> None:
         conn.execute(
             text(f"UPDATE devices SET max_per_day = 3 WHERE id % 5 = 0 AND {WITH_PREFERENCES}")
         )
-
-
-class NullSender:
-    """Accepts every device at once: the benchmark times notifier's side, not FCM's."""
-
-    def send_batch(
-        self,
-        alert: PushAlert,
-        targets: Sequence[Target],
-        *,
-        latencies: list[float] | None = None,
-    ) -> list[Outcome]:
-        return [Accepted(t.device_id, f"projects/p/messages/{t.device_id}") for t in targets]
 
 
 def batch_ids(sessions: object, alert_id: str) -> list[int]:
@@ -176,6 +162,9 @@ def main() -> int:
     )
     parser.add_argument("--no-preferences", dest="preferences", action="store_false")
     args = parser.parse_args()
+    # The first and the last 20 pages of one topic's followers (a share of all) are timed apart.
+    if args.devices < 200 * PAGE_SIZE:
+        parser.error(f"--devices must be at least {200 * PAGE_SIZE:,}")
     base = normalise_database_url(args.database)
     schema = f"plan_{secrets.token_hex(4)}"
     admin = make_engine(base, pool_size=1, max_overflow=0)
