@@ -7,12 +7,17 @@ import json
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from notifier.core.apikeys import create_key
 from notifier.core.db import transaction
 from notifier.intake.signatures import sign_webhook
 from notifier.runtime import Runtime
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from notifier.core.models import Alert
 
 ROLES = ("editor", "ops", "admin")
 
@@ -55,3 +60,17 @@ def signed_event(secret: str, type_: str, data: Mapping[str, Any]) -> tuple[byte
         "webhook-timestamp": str(timestamp),
         "webhook-signature": sign_webhook(secret, webhook_id, timestamp, body),
     }
+
+
+def due_alert(
+    session: Session,
+    *,
+    headline: str = "Sirens",
+    url: str = "https://news.example/a",
+    topics: tuple[str, ...] = ("israel",),
+) -> Alert:
+    """An alert due at once (no hold) with an hour to live, in the caller's transaction."""
+    from notifier.alerts.service import AlertDraft, create_alert
+
+    draft = AlertDraft(headline=headline, url=url, topics=topics)
+    return create_alert(session, draft, default_hold=0, default_ttl=3600)

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from sqlalchemy import text
 
-from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.fcm.types import Accepted, Outcome, PushAlert, Target
 from notifier.pipeline import planner
@@ -23,6 +22,7 @@ from notifier.pipeline.quota import LocalTokenBucket
 from notifier.pipeline.send import send_batch
 from notifier.subscriptions.service import subscribe
 from notifier.subscriptions.topics import load_catalogue, sync_topics
+from tests.factories import due_alert
 
 DEVICES = 1_200  # several pages of deliveries, in three batches
 PROJECT = "a-newsroom-s-project-id-of-30c"  # FCM project ids are 6 to 30 characters
@@ -69,12 +69,7 @@ def test_recording_a_sent_batch_leaves_every_delivery_on_its_page(pg_schema_url:
                 topics=["israel"],
             )
     with transaction(sessions) as session:
-        alert_id = create_alert(
-            session,
-            AlertDraft(headline="Sirens", url="https://news.example/a", topics=("israel",)),
-            default_hold=0,
-            default_ttl=3600,
-        ).id
+        alert_id = due_alert(session).id
     batch_ids = planner.plan_slice(sessions, alert_id).batch_ids
     planned = _pages(engine, alert_id)
     assert len(planned) == DEVICES

@@ -12,11 +12,11 @@ from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from notifier.alerts.service import AlertDraft, create_alert
 from notifier.core import migrate
 from notifier.core.db import make_engine, make_session_factory, transaction
 from notifier.core.models import DELIVERIES_FILLFACTOR, Base, Delivery
 from notifier.core.vocabulary import DeliveryStatus
+from tests.factories import due_alert
 
 
 def test_upgrade_matches_the_models_and_downgrade_removes_everything(db_url: str) -> None:
@@ -108,12 +108,7 @@ def test_0005_leaves_room_in_deliveries_pages_as_the_models_do(db_url: str) -> N
 
 def _alert_with_deliveries(sessions: sessionmaker[Session], devices: int) -> str:
     with transaction(sessions) as session:
-        alert = create_alert(
-            session,
-            AlertDraft(headline="Sirens", url="https://news.example/a", topics=("israel",)),
-            default_hold=0,
-            default_ttl=3600,
-        )
+        alert = due_alert(session)
         for device_id in range(1, devices + 1):
             session.add(
                 Delivery(
