@@ -7,6 +7,8 @@ has one (its edit goes through the ORM), and a stale revision. The decisions are
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any
 
 import pytest
@@ -49,15 +51,19 @@ def count(runtime: Runtime, model: type[object]) -> int:
         return session.scalar(select(func.count()).select_from(model)) or 0
 
 
-def test_a_not_breaking_event_and_its_replay_need_no_session(runtime: Runtime) -> None:
-    seen: list[tuple[type[object], Decision]] = []
+def test_a_not_breaking_event_needs_no_session_and_its_replay_is_answered(
+    runtime: Runtime,
+) -> None:
+    seen: list[tuple[bool, Decision, bool]] = []
 
     def also(executor: Session | Connection, result: IntakeResult) -> None:
-        seen.append((type(executor), result.decision))
+        seen.append((isinstance(executor, Connection), result.decision, result.replayed))
 
-    for _ in range(2):
+    # The redelivery's Core attempt finds the webhook-id recorded, rolls back and is answered
+    # from the record by the Session path.
+    for sessions in (no_sessions(), runtime.sessions):
         answer = record_event(
-            no_sessions(),
+            sessions,
             webhook_id="msg_quiet",
             payload=published("quiet-1", breaking=False),
             rules=RULES,
@@ -66,8 +72,7 @@ def test_a_not_breaking_event_and_its_replay_need_no_session(runtime: Runtime) -
         )
         assert (answer.decision, answer.alert) == (Decision.NOT_BREAKING, None)
 
-    assert answer.replayed
-    assert seen == [(Connection, Decision.NOT_BREAKING)] * 2
+    assert seen == [(True, Decision.NOT_BREAKING, False), (False, Decision.NOT_BREAKING, True)]
     assert count(runtime, Article) == 1
     assert count(runtime, WebhookEvent) == 1
 
@@ -118,3 +123,41 @@ def test_an_alert_or_a_stale_revision_goes_the_session_way(
             engine=runtime.engine,
         )
     assert count(runtime, WebhookEvent) == 2  # the Core attempt was rolled back
+
+
+def test_a_concurrent_redelivery_is_answered_as_the_replay(runtime: Runtime) -> None:
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serialises writers at BEGIN, so there is no race to lose")
+    payload = published("quiet-race", breaking=False)
+    answers: list[IntakeResult] = []
+
+    def second_delivery() -> None:
+        answers.append(
+            record_event(
+                runtime.sessions,
+                webhook_id="msg_race",
+                payload=payload,
+                rules=RULES,
+                engine=runtime.engine,
+            )
+        )
+
+    racer = threading.Thread(target=second_delivery)
+
+    def race_before_commit(_executor: Session | Connection, _result: IntakeResult) -> None:
+        racer.start()
+        time.sleep(0.5)  # the racer now waits on the article's row
+
+    first = record_event(
+        no_sessions(),
+        webhook_id="msg_race",
+        payload=payload,
+        rules=RULES,
+        also=race_before_commit,
+        engine=runtime.engine,
+    )
+    racer.join(timeout=10)
+
+    assert (first.decision, first.replayed) == (Decision.NOT_BREAKING, False)
+    assert [(a.decision, a.replayed) for a in answers] == [(Decision.NOT_BREAKING, True)]
+    assert count(runtime, WebhookEvent) == 1

@@ -372,44 +372,10 @@ def _record_quietly(
     with engine.connect() as connection:
         transaction_ = connection.begin()
         try:
-            recorded = connection.execute(_FIND_DELIVERY, {"webhook_id": webhook_id}).first()
-            if recorded is not None:
-                if recorded.alert_id is not None:
-                    transaction_.rollback()
-                    return None
-                result = IntakeResult(Decision(recorded.decision), None, replayed=True)
-            else:
-                if isinstance(event, IgnoredEvent):
-                    decision, article_id = Decision.IGNORED, None
-                else:
-                    stored = _store_article(
-                        connection,
-                        connection.dialect.name,
-                        event.data,
-                        now,
-                        republished=event.type == PUBLISHED,
-                    )
-                    if stored is None or stored.alert_id is not None:
-                        transaction_.rollback()
-                        return None
-                    decision = (
-                        Decision.ARTICLE_UNPUBLISHED
-                        if stored.unpublished_at is not None
-                        else Decision.NOT_BREAKING
-                    )
-                    article_id = event.data.id
-                connection.execute(
-                    _RECORD_DELIVERY,
-                    {
-                        "webhook_id": webhook_id,
-                        "type": event.type,
-                        "article_id": article_id,
-                        "decision": decision.value,
-                        "alert_id": None,
-                        "received_at": now,
-                    },
-                )
-                result = IntakeResult(decision)
+            result = _quiet_decision(connection, webhook_id, event, now)
+            if result is None:
+                transaction_.rollback()
+                return None
             if also is not None:
                 also(connection, result)
         except BaseException:
@@ -452,6 +418,58 @@ def _ingest_once(
         },
     )
     return IntakeResult(decision, alert_view(alert) if alert else None)
+
+
+def _quiet_decision(
+    connection: Connection, webhook_id: str, event: ArticleChanged | IgnoredEvent, now: datetime
+) -> IntakeResult | None:
+    """:func:`_record_quietly`'s statements: the article upserted, then the delivery recorded
+    unless this webhook-id has been (None then, like an article with an alert or a stale
+    revision). Inserting the delivery with ON CONFLICT DO NOTHING instead of looking it up first
+    saves a statement; a redelivery is rare, and its upsert is rolled back before the Session
+    path answers it as a replay. A concurrent delivery of the same webhook-id waits for the
+    first's commit at the article's row lock or at the conflict, then finds it recorded.
+    """
+    if isinstance(event, IgnoredEvent):
+        decision, article_id = Decision.IGNORED, None
+    else:
+        stored = _store_article(
+            connection,
+            connection.dialect.name,
+            event.data,
+            now,
+            republished=event.type == PUBLISHED,
+        )
+        if stored is None or stored.alert_id is not None:
+            return None
+        decision = (
+            Decision.ARTICLE_UNPUBLISHED
+            if stored.unpublished_at is not None
+            else Decision.NOT_BREAKING
+        )
+        article_id = event.data.id
+    recorded = connection.execute(
+        _record_new_delivery(connection.dialect.name),
+        {
+            "webhook_id": webhook_id,
+            "type": event.type,
+            "article_id": article_id,
+            "decision": decision.value,
+            "alert_id": None,
+            "received_at": now,
+        },
+    )
+    return IntakeResult(decision) if recorded.first() is not None else None
+
+
+@functools.cache
+def _record_new_delivery(dialect: str) -> Any:
+    """The delivery's INSERT, doing nothing if its webhook-id is recorded already; it returns
+    the new row's id, as the PostgreSQL driver's rowcount is not reliable here."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_deliveries)
+    return statement.on_conflict_do_nothing(index_elements=["webhook_id"]).returning(
+        _deliveries.c.id
+    )
 
 
 # Core statements built once: the ORM's unit of work and per-request statement building cost
