@@ -103,13 +103,15 @@ SUBSCRIBE_NEW = {"postgresql": (2, 4), "sqlite": (3, 4)}
 SUBSCRIBE_KNOWN = {"postgresql": (2, 4), "sqlite": (3, 4)}
 SUBSCRIBE_SAME = {"postgresql": (1, 3), "sqlite": (2, 3)}
 # A delivery: the webhook-id looked up, the article upserted (returning its alert's id), the
-# delivery recorded, the counter upserted. A new alert adds its row and its outbox row, then the
-# publication after commit marks the trigger dispatched and reads it back in one UPDATE ...
-# RETURNING, publishing before that transaction commits (1 statement, 1 transaction; it was a
-# read and an update in 2 transactions, 6 round trips, before issue 12's second step). SQLite
-# keeps the two: its write transaction would lock the whole file across the publish.
+# delivery recorded, the counter upserted. One that cannot alert skips the look-up: its delivery
+# is inserted ON CONFLICT DO NOTHING, on a Core connection (notifier/intake/events.py).
+# A new alert adds its row and its outbox row, then the publication after commit marks the
+# trigger dispatched and reads it back in one UPDATE ... RETURNING, publishing before that
+# transaction commits (1 statement, 1 transaction; it was a read and an update in 2
+# transactions, 6 round trips, before issue 12's second step). SQLite keeps the two: its write
+# transaction would lock the whole file across the publish.
 # A replay: the webhook-id found, its alert read, the counter.
-EVENT_NOT_BREAKING = {"postgresql": (4, 6), "sqlite": (5, 6)}
+EVENT_NOT_BREAKING = {"postgresql": (3, 5), "sqlite": (4, 5)}
 EVENT_BREAKING = {"postgresql": (7, 11), "sqlite": (11, 14)}
 EVENT_REPLAYED = {"postgresql": (3, 5), "sqlite": (4, 5)}
 

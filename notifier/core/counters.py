@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -102,16 +102,18 @@ def _upsert_adding(
     )
 
 
-def count_one(session: Session, metric: str, **labels: str) -> None:
+def count_one(session: Session | Connection, metric: str, **labels: str) -> None:
     """Add 1 to one series, as ``Tally().add(metric, **labels)`` then ``flush`` would.
 
     For a request that counts one thing (a webhook delivery): the upsert is built once per
-    backend instead of per call, which cost more CPU than PostgreSQL spends running it.
+    backend instead of per call, which cost more CPU than PostgreSQL spends running it. A Core
+    connection does as well as a session (the webhook's not-breaking path has no session).
     """
     shard = f'{SHARD_LABEL}="{os.getpid() % SHARDS}"'
     stored = label_string(labels)
     row = {"metric": metric, "labels": f"{stored},{shard}" if stored else shard, "value": 1.0}
-    session.execute(_single_upsert(session.get_bind().dialect.name), row)
+    bind = session.get_bind() if isinstance(session, Session) else session
+    session.execute(_single_upsert(bind.dialect.name), row)
 
 
 @functools.cache

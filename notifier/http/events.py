@@ -12,6 +12,7 @@ import time
 
 from flask import Blueprint, Response, jsonify, request
 from pydantic import ValidationError
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
@@ -117,7 +118,12 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
     )
     try:
         result = record_event(
-            runtime.sessions, webhook_id=webhook_id, payload=payload, rules=rules, also=_counted
+            runtime.sessions,
+            webhook_id=webhook_id,
+            payload=payload,
+            rules=rules,
+            also=_counted,
+            engine=runtime.engine,
         )
     except ValidationError as exc:
         raise validation_problem(exc) from None
@@ -136,6 +142,6 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
     return result
 
 
-def _counted(session: Session, result: IntakeResult) -> None:
+def _counted(session: Session | Connection, result: IntakeResult) -> None:
     """Count the delivery by its decision, in the transaction that records it."""
     count_one(session, "notifier_webhook_requests_total", result=result.decision.value)
