@@ -369,20 +369,15 @@ def _record_quietly(
     and shown through the ORM, so the Session path decides those. Nothing here writes an
     outbox row, so there is no trigger to publish after the commit.
     """
-    with engine.connect() as connection:
-        transaction_ = connection.begin()
-        try:
-            result = _quiet_decision(connection, webhook_id, event, now)
-            if result is None:
-                transaction_.rollback()
-                return None
-            if also is not None:
-                also(connection, result)
-        except BaseException:
+    with engine.connect() as connection, connection.begin() as transaction_:
+        # The context commits on the way out and rolls back on an exception.
+        result = _quiet_decision(connection, webhook_id, event, now)
+        if result is None:
             transaction_.rollback()
-            raise
-        transaction_.commit()
-        return result
+            return None
+        if also is not None:
+            also(connection, result)
+    return result
 
 
 def _ingest_once(
