@@ -104,15 +104,17 @@ SUBSCRIBE_KNOWN = {"postgresql": (2, 4), "sqlite": (3, 4)}
 SUBSCRIBE_SAME = {"postgresql": (1, 3), "sqlite": (2, 3)}
 # A delivery is first tried on a Core connection (notifier/intake/events.py): the article upserted
 # (returning its alert's id), the delivery inserted ON CONFLICT DO NOTHING (no look-up first),
-# the counter upserted. A new alert adds its row and its outbox row in that transaction; after
-# the commit the trigger is published from memory and marked dispatched in one UPDATE, without
-# BEGIN/COMMIT on PostgreSQL (notifier/core/outbox.py, core_transaction). On the Session path it
-# was a look-up more, and an UPDATE ... RETURNING in a transaction of its own (7 statements, 11
-# round trips on PostgreSQL; 11 and 14 on SQLite, which read and marked in two transactions).
-# A replay: the Core attempt's upsert finds the article's alert (or the webhook-id recorded)
-# and rolls back, then the Session path looks the webhook-id up, reads its alert, counts. That
-# costs the replay (rare: a CMS retry) three round trips, for fewer on every first delivery.
-EVENT_NOT_BREAKING = {"postgresql": (3, 5), "sqlite": (4, 5)}
+# the counter upserted; on PostgreSQL an event that cannot alert does the upsert and the insert
+# in one statement (a data-modifying CTE). A new alert adds its row and its outbox row in that
+# transaction; after the commit the trigger is published from memory and marked dispatched in
+# one UPDATE, without BEGIN/COMMIT on PostgreSQL (notifier/core/outbox.py, core_transaction).
+# On the Session path it was a look-up more, and an UPDATE ... RETURNING in a transaction of its
+# own (7 statements, 11 round trips on PostgreSQL; 11 and 14 on SQLite, which read and marked in
+# two transactions). A replay: the Core attempt's upsert finds the article's alert (or the
+# webhook-id recorded) and rolls back, then the Session path looks the webhook-id up, reads its
+# alert, counts. That costs a replay (rare: a CMS retry) three round trips, for fewer on every
+# first delivery.
+EVENT_NOT_BREAKING = {"postgresql": (2, 4), "sqlite": (4, 5)}
 EVENT_BREAKING = {"postgresql": (6, 8), "sqlite": (8, 10)}
 EVENT_REPLAYED = {"postgresql": (4, 8), "sqlite": (6, 8)}
 

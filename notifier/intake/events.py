@@ -34,9 +34,12 @@ from sqlalchemy import (
     Engine,
     Table,
     bindparam,
+    case,
     func,
     insert,
+    literal,
     literal_column,
+    null,
     or_,
     select,
 )
@@ -442,6 +445,8 @@ def _core_decision(
     alert: Alert | None = None
     if isinstance(event, IgnoredEvent):
         decision, article_id = Decision.IGNORED, None
+    elif connection.dialect.name == "postgresql" and not _can_alert(event.data, rules):
+        return _quiet_upsert_and_record(connection, webhook_id, event, now)
     else:
         data = event.data
         stored = _store_article(
@@ -478,6 +483,56 @@ def _core_decision(
     if recorded.first() is None:
         return None
     return IntakeResult(decision, alert_view(alert) if alert else None)
+
+
+def _quiet_upsert_and_record(
+    connection: Connection, webhook_id: str, event: ArticleChanged, now: datetime
+) -> IntakeResult | None:
+    """An event that cannot alert, on PostgreSQL: the article upsert and the delivery's INSERT
+    in one statement (a data-modifying CTE), with :func:`_core_decision`'s decisions. The
+    delivery is inserted only if the upsert wrote the article (not a stale revision) and the
+    article has no alert, ON CONFLICT DO NOTHING; no decision back (stale, an alert, or this
+    webhook-id recorded before) is None, and the caller rolls the upsert back for the Session
+    path to decide. One round trip fewer for nine events in ten.
+    """
+    decision = connection.execute(
+        _quiet_statement(event.type == PUBLISHED),
+        {
+            **_article_row(event.data, now),
+            "webhook_id": webhook_id,
+            "type": event.type,
+            "article_id": event.data.id,
+            "received_at": now,
+        },
+    ).scalar()
+    return IntakeResult(Decision(decision)) if decision is not None else None
+
+
+@functools.cache
+def _quiet_statement(republished: bool) -> Any:
+    """:func:`_quiet_upsert_and_record`'s statement, built once per kind of event."""
+    article = _article_upsert("postgresql", republished).cte("article")
+    decided = case(
+        (article.c.unpublished_at.is_(None), literal(Decision.NOT_BREAKING.value)),
+        else_=literal(Decision.ARTICLE_UNPUBLISHED.value),
+    )
+    row = select(
+        bindparam("webhook_id", type_=_deliveries.c.webhook_id.type),
+        bindparam("type", type_=_deliveries.c.type.type),
+        bindparam("article_id", type_=_deliveries.c.article_id.type),
+        decided,
+        null(),
+        bindparam("received_at", type_=_deliveries.c.received_at.type),
+    ).where(article.c.alert_id.is_(None))
+    columns = ["webhook_id", "type", "article_id", "decision", "alert_id", "received_at"]
+    delivery = (
+        postgresql.insert(_deliveries)
+        .from_select(columns, row)
+        .on_conflict_do_nothing(index_elements=["webhook_id"])
+        .returning(_deliveries.c.decision)
+        .cte("delivery")
+    )
+    return select(delivery.c.decision)
 
 
 @functools.cache
@@ -586,23 +641,41 @@ def _store_article(
     delivery of the article that commits an alert meanwhile surfaces as an IntegrityError when
     this one creates its own, and the delivery is decided again.
     """
-    return session.execute(
-        _article_upsert(dialect, republished),
-        {
-            "id": data.id,
-            "url": data.url,
-            "headline": data.headline,
-            "summary": data.summary,
-            "image_url": data.image_url,
-            "topics": list(data.topics),
-            "breaking": data.breaking,
-            "locale": data.locale,
-            "revision": data.revision,
-            "published_at": data.published_at,
-            "unpublished_at": None,
-            "updated_at": now,
-        },
-    ).first()
+    return session.execute(_article_upsert(dialect, republished), _article_row(data, now)).first()
+
+
+def _article_row(data: ArticleData, now: datetime) -> dict[str, Any]:
+    """The article's columns, as :func:`_article_upsert`'s parameters."""
+    return {
+        "id": data.id,
+        "url": data.url,
+        "headline": data.headline,
+        "summary": data.summary,
+        "image_url": data.image_url,
+        "topics": list(data.topics),
+        "breaking": data.breaking,
+        "locale": data.locale,
+        "revision": data.revision,
+        "published_at": data.published_at,
+        "unpublished_at": None,
+        "updated_at": now,
+    }
+
+
+_ARTICLE_COLUMNS = (
+    "id",
+    "url",
+    "headline",
+    "summary",
+    "image_url",
+    "topics",
+    "breaking",
+    "locale",
+    "revision",
+    "published_at",
+    "unpublished_at",
+    "updated_at",
+)
 
 
 @functools.cache
@@ -613,7 +686,11 @@ def _article_upsert(dialect: str, republished: bool) -> Any:
     brings an unpublished article back, an update does not.
     """
     articles, alerts = cast(Table, Article.__table__), Alert.__table__
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(articles)
+    # The values as named parameters (not implied by the parameters given at execution), so
+    # the same statement can also be a CTE (:func:`_quiet_upsert_and_record`).
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(articles).values(
+        {name: bindparam(name, type_=articles.c[name].type) for name in _ARTICLE_COLUMNS}
+    )
     new = statement.excluded
     changes: dict[str, Any] = {
         name: new[name]
