@@ -188,6 +188,12 @@ class Result:
     cpu: CpuUse | None = None
     max_dispatch_lag_s: float = 0.0  # open loop only: how late the client sent (its own limit)
     error_latencies: list[float] = field(default_factory=list)
+    # Request i's kind (events: "breaking" or "quiet"), so a tail can be told apart by what the
+    # slow requests did; None for a phase of one kind.
+    kind_of: Callable[[int], str] | None = None
+    # (kind, seconds since the phase started when the request was due, latency) of every answer.
+    timeline: list[tuple[str, float, float]] = field(default_factory=list)
+    started_at: float = 0.0
 
     @property
     def done(self) -> int:
@@ -214,8 +220,10 @@ class Result:
         index = min(len(values) - 1, max(0, round(q * len(values)) - 1))
         return values[index] * 1000
 
-    def record(self, started: float, status: int | None, error: str | None) -> None:
+    def record(self, started: float, status: int | None, error: str | None, i: int = 0) -> None:
         latency = time.perf_counter() - started
+        if self.kind_of is not None:
+            self.timeline.append((self.kind_of(i), started - self.started_at, latency))
         if status is not None:
             self.statuses[status] += 1
         if error is None:
@@ -368,7 +376,7 @@ class Bodies:
         """(webhook id, body): 90% non-breaking article.published, every 10th breaking."""
         events = []
         for i in range(n):
-            breaking = i % 10 == 9
+            breaking = event_kind(i) == "breaking"
             topics = ["breaking", "israel"] if breaking else self.rng.sample(QUIET_TOPICS, 2)
             article = f"bench-{self.run}-{tag}-{i:07d}"
             body = {
@@ -384,6 +392,11 @@ class Bodies:
             }
             events.append((f"msg_{article}", json.dumps(body).encode()))
         return events
+
+
+def event_kind(i: int) -> str:
+    """What :meth:`Bodies.events`'s event ``i`` is: every 10th breaking (it alerts), else quiet."""
+    return "breaking" if i % 10 == 9 else "quiet"
 
 
 # --- Load generation ------------------------------------------------------------------------------
@@ -433,7 +446,7 @@ async def _one(
         error = "timeout"
     except aiohttp.ClientError as exc:
         error = type(exc).__name__
-    result.record(started, status, error)
+    result.record(started, status, error, i)
 
 
 async def _progress(result: Result, started: float, stop: asyncio.Event) -> None:
@@ -463,10 +476,15 @@ def _session(limit: int) -> aiohttp.ClientSession:
 
 
 async def closed_loop(
-    label: str, server: Server, send: Send, total: int, concurrency: int
+    label: str,
+    server: Server,
+    send: Send,
+    total: int,
+    concurrency: int,
+    kind_of: Callable[[int], str] | None = None,
 ) -> Result:
     """Phase A: ``concurrency`` workers, each sending its next request when the last answers."""
-    result = Result(label, server.label, total)
+    result = Result(label, server.label, total, kind_of=kind_of)
     indices = iter(range(total))
     async with _session(concurrency) as session:
 
@@ -476,7 +494,7 @@ async def closed_loop(
 
         stop = asyncio.Event()
         cpu0 = CpuUse.now(server)
-        started = time.perf_counter()
+        started = result.started_at = time.perf_counter()
         reporter = asyncio.create_task(_progress(result, started, stop))
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         result.elapsed = time.perf_counter() - started
@@ -487,16 +505,22 @@ async def closed_loop(
 
 
 async def open_loop(
-    label: str, server: Server, send: Send, rate: float, duration: float, max_in_flight: int
+    label: str,
+    server: Server,
+    send: Send,
+    rate: float,
+    duration: float,
+    max_in_flight: int,
+    kind_of: Callable[[int], str] | None = None,
 ) -> Result:
     """Phase B: request i is due at start + i/rate whatever happened to the earlier ones."""
     total = int(rate * duration)
-    result = Result(label, server.label, total)
+    result = Result(label, server.label, total, kind_of=kind_of)
     tasks: set[asyncio.Task[None]] = set()
     async with _session(max_in_flight) as session:
         stop = asyncio.Event()
         cpu0 = CpuUse.now(server)
-        started = time.perf_counter()
+        started = result.started_at = time.perf_counter()
         reporter = asyncio.create_task(_progress(result, started, stop))
         for i in range(total):
             due = started + i / rate
@@ -520,16 +544,26 @@ async def open_loop(
     return result
 
 
-async def warm_up(server: Server, bodies: list[bytes]) -> None:
-    """Fill each worker's connection pool and imports before the clock starts."""
-    send = sender_for_subscriptions(server.base_url, bodies)
-    result = Result("warm-up", server.label, len(bodies))
-    async with _session(16) as session:
-        await asyncio.gather(
-            *(_one(session, send, i, time.perf_counter(), result) for i in range(len(bodies)))
-        )
-    if result.errors:
-        log(f"  warm-up errors: {dict(result.errors)} (see {server.log_path})")
+async def warm_up(
+    server: Server, bodies: list[bytes], events: list[tuple[str, bytes]] | None = None
+) -> None:
+    """Fill each worker's connection pool and imports before the clock starts.
+
+    ``events`` (both kinds) too: a worker's first alert builds its Celery publisher and connects
+    to the broker, and each statement compiles once, which would otherwise land in the first
+    second of the first events phase as a tail no steady state has (``--cold-events`` keeps it).
+    """
+    for sender, count in (
+        (sender_for_subscriptions(server.base_url, bodies), len(bodies)),
+        (sender_for_events(server.base_url, events or []), len(events or [])),
+    ):
+        result = Result("warm-up", server.label, count)
+        async with _session(16) as session:
+            await asyncio.gather(
+                *(_one(session, sender, i, time.perf_counter(), result) for i in range(count))
+            )
+        if result.errors:
+            log(f"  warm-up errors: {dict(result.errors)} (see {server.log_path})")
 
 
 # --- Profiling ------------------------------------------------------------------------------------
@@ -671,12 +705,44 @@ def describe(result: Result) -> None:
         )
     if result.errors:
         print(f"    error breakdown: {dict(result.errors.most_common())}", flush=True)
+    if result.timeline:
+        describe_kinds(result)
     if result.max_dispatch_lag_s > 0.005:
         print(
             f"    note: the client sent up to {result.max_dispatch_lag_s * 1e3:.0f} ms late "
             "(its latencies still count from the scheduled time)",
             flush=True,
         )
+
+
+def _percentile_ms(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))] * 1000
+
+
+def describe_kinds(result: Result) -> None:
+    """Percentiles per kind of request, and where in the phase its slowest 1% fell: a tail made
+    by one kind, or by a few seconds of the run, says where to look."""
+    kinds: dict[str, list[float]] = {}
+    for kind, _due, latency in result.timeline:
+        kinds.setdefault(kind, []).append(latency)
+    for kind, values in sorted(kinds.items()):
+        print(
+            f"    {kind:<9} {len(values):>6,} answers: p50 {_percentile_ms(values, 0.5):.1f} ms  "
+            f"p95 {_percentile_ms(values, 0.95):.1f} ms  p99 {_percentile_ms(values, 0.99):.1f} ms"
+            f"  max {_percentile_ms(values, 1.0):.1f} ms",
+            flush=True,
+        )
+    tail = sorted(result.timeline, key=lambda entry: entry[2])[
+        -max(1, len(result.timeline) // 100) :
+    ]
+    by_kind = Counter(kind for kind, _due, _latency in tail)
+    seconds = Counter(int(due) for _kind, due, _latency in tail)
+    print(
+        f"    slowest 1% ({len(tail)}): {dict(by_kind.most_common())}; by second of the phase "
+        f"{dict(sorted(seconds.items()))}",
+        flush=True,
+    )
 
 
 def summary(
@@ -796,7 +862,14 @@ def parse_args() -> argparse.Namespace:
         default="A,B,E,floor,baseline",
         help="comma-separated subset of A, B, E, floor, baseline (default: all)",
     )
-    parser.add_argument("--warm-up", type=int, default=300, help="untimed requests per server")
+    parser.add_argument(
+        "--warm-up", type=int, default=300, help="untimed requests of each path per server"
+    )
+    parser.add_argument(
+        "--cold-events",
+        action="store_true",
+        help="warm up with subscriptions only: the first events pay each worker's first alert",
+    )
     parser.add_argument(
         "--profile", type=Path, default=None, help="py-spy raw output during phase A"
     )
@@ -867,7 +940,9 @@ def main() -> int:
         server = start_server(env, workers, threads, free_port(), tmp, admin, floor=floor)
         servers.append(server)
         log(f"{server.label} up at {server.base_url} (master pid {server.proc.pid})")
-        asyncio.run(warm_up(server, bodies.subscriptions(f"w{len(servers)}", args.warm_up)))
+        tag = f"w{len(servers)}"
+        events = None if args.cold_events or floor else bodies.events(tag, args.warm_up)
+        asyncio.run(warm_up(server, bodies.subscriptions(tag, args.warm_up), events))
         return server
 
     def measure(phase: Coroutine[Any, Any, Result]) -> None:
@@ -919,7 +994,13 @@ def main() -> int:
                 send = sender_for_events(server.base_url, bodies.events("e", n_fixed))
                 measure(
                     open_loop(
-                        "B events @rate", server, send, args.rate, args.duration, args.max_in_flight
+                        "B events @rate",
+                        server,
+                        send,
+                        args.rate,
+                        args.duration,
+                        args.max_in_flight,
+                        kind_of=event_kind,
                     )
                 )
             if "E" in args.phases:
@@ -928,7 +1009,14 @@ def main() -> int:
                 profile_e = args.profile if args.profile_phase == "E" else None
                 with py_spy(server, profile_e, args.profile_seconds):
                     measure(
-                        closed_loop("E events max", server, send, args.requests, args.concurrency)
+                        closed_loop(
+                            "E events max",
+                            server,
+                            send,
+                            args.requests,
+                            args.concurrency,
+                            kind_of=event_kind,
+                        )
                     )
             stop_server(server)
 

@@ -38,7 +38,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         # Every commit through these sessions publishes the triggers it added (core.outbox).
-        publish_after_commit(self.sessions, self._publisher_if_any)
+        publish_after_commit(self.sessions, self.publisher_if_any)
 
     @classmethod
     def start(
@@ -89,7 +89,7 @@ class Runtime:
     @property
     def publisher(self) -> Publisher:
         """The publisher from ``publisher_factory``, built on first use."""
-        publisher = self._publisher_if_any()
+        publisher = self.publisher_if_any()
         if publisher is None:
             raise NoPublisher("this runtime was started without a publisher_factory")
         return publisher
@@ -98,7 +98,8 @@ class Runtime:
     def publisher(self, value: Publisher) -> None:
         self._publisher = value
 
-    def _publisher_if_any(self) -> Publisher | None:
+    def publisher_if_any(self) -> Publisher | None:
+        """The publisher, built on first use, or None in a process without one (the CLI)."""
         if self._publisher is None and self.publisher_factory is not None:
             self._publisher = self.publisher_factory(self.settings)
         return self._publisher

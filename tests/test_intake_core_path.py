@@ -1,8 +1,10 @@
-"""Events that cannot alert are recorded on a Core connection, without an ORM Session.
+"""A first delivery of an article event is recorded on a Core connection, without an ORM Session.
 
-``record_event`` given the engine takes that path for an event that is neither breaking nor on
-an alerting topic, and leaves to the Session anything that involves an alert: an article that
-has one (its edit goes through the ORM), and a stale revision. The decisions are the same.
+``record_event`` given the engine takes that path for an event that is not an unpublish, and
+leaves to the Session anything that involves an existing alert: an article that has one (its
+edit goes through the ORM), a stale revision, a replay. The decisions are the same. (Alerts the
+Core path creates: tests/test_intake_core_alerts.py. On PostgreSQL an event that cannot alert is
+one statement, a CTE, so these tests check its decisions there.)
 """
 
 from __future__ import annotations
@@ -161,3 +163,62 @@ def test_a_concurrent_redelivery_is_answered_as_the_replay(runtime: Runtime) -> 
     assert (first.decision, first.replayed) == (Decision.NOT_BREAKING, False)
     assert [(a.decision, a.replayed) for a in answers] == [(Decision.NOT_BREAKING, True)]
     assert count(runtime, WebhookEvent) == 1
+
+
+@pytest.mark.parametrize("breaking", [False, True], ids=["quiet", "breaking"])
+def test_an_update_to_an_unpublished_article_is_recorded_without_an_alert(
+    runtime: Runtime, breaking: bool
+) -> None:
+    record_event(
+        runtime.sessions,
+        webhook_id="msg_first",
+        payload=published("pulled", breaking=False),
+        rules=RULES,
+        engine=runtime.engine,
+    )
+    record_event(
+        runtime.sessions,
+        webhook_id="msg_pulled",
+        payload={"type": "article.unpublished", "data": {"id": "pulled"}},
+        rules=RULES,
+        engine=runtime.engine,
+    )
+    update = published("pulled", breaking=breaking, revision=3)
+
+    answer = record_event(
+        no_sessions(), webhook_id="msg_update", payload=update, rules=RULES, engine=runtime.engine
+    )
+
+    assert (answer.decision, answer.alert) == (Decision.ARTICLE_UNPUBLISHED, None)
+    assert count(runtime, Alert) == 0
+    assert count(runtime, WebhookEvent) == 3
+
+
+def test_a_republished_article_is_back_on_the_site(runtime: Runtime) -> None:
+    record_event(
+        runtime.sessions,
+        webhook_id="msg_first",
+        payload=published("back", breaking=False),
+        rules=RULES,
+        engine=runtime.engine,
+    )
+    record_event(
+        runtime.sessions,
+        webhook_id="msg_pulled",
+        payload={"type": "article.unpublished", "data": {"id": "back"}},
+        rules=RULES,
+        engine=runtime.engine,
+    )
+
+    answer = record_event(
+        no_sessions(),
+        webhook_id="msg_back",
+        payload=published("back", breaking=False),
+        rules=RULES,
+        engine=runtime.engine,
+    )
+
+    assert answer.decision is Decision.NOT_BREAKING
+    with runtime.sessions() as session:
+        article = session.get(Article, "back")
+        assert article is not None and article.unpublished_at is None

@@ -9,18 +9,21 @@ device from pending to exactly one terminal counter in the same transaction
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any, cast
 
-from sqlalchemy import case, func, select, update
+from sqlalchemy import Table, case, func, insert, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from notifier.alerts.cap_places import release_unsent_places, retry_waiting_batches
 from notifier.alerts.opens import open_rate
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
-from notifier.core.outbox import add_trigger
+from notifier.core.outbox import CoreWork, add_trigger
 from notifier.core.vocabulary import (
     LIVE_ALERT_STATUSES,
     SETTLED_DELIVERY_STATUSES,
@@ -87,46 +90,110 @@ def create_alert(
     default_locale: str = "en",
 ) -> Alert:
     """Insert the alert and its "plan" trigger; the caller commits, then dispatches the outbox."""
-    now = now or utcnow()
-    hold = default_hold if draft.hold_seconds is None else draft.hold_seconds
-    ttl = default_ttl if draft.ttl_seconds is None else draft.ttl_seconds
-    send_at = now + timedelta(seconds=hold)
     alert = Alert(
-        id=new_alert_id(),
-        article_id=draft.article_id,
-        headline=draft.headline,
-        body=draft.body,
-        url=draft.url,
-        image_url=draft.image_url,
-        topics=sorted(set(draft.topics)),
-        priority=draft.priority,
-        urgency=draft.urgency,
-        locale=draft.locale or default_locale,
-        translations={tag: dict(text) for tag, text in draft.translations.items()},
-        locales=sorted({tag.lower() for tag in draft.locales}) if draft.locales else None,
-        apps=sorted(set(draft.apps)) if draft.apps else None,
-        suppressed=0,
-        suppressed_quiet_hours=0,
-        suppressed_daily_cap=0,
-        silent=0,
-        status=AlertStatus.SCHEDULED,
-        source=draft.source,
-        created_by=draft.created_by,
-        idempotency_key=draft.idempotency_key,
-        request_hash=draft.request_hash,
-        test_only=draft.test_only,
-        hold_seconds=hold,
-        ttl_seconds=ttl,
-        created_at=now,
-        event_received_at=draft.event_received_at or now,
-        send_at=send_at,
-        # The TTL runs from the end of the hold: an undo window must not eat delivery time.
-        expires_at=send_at + timedelta(seconds=ttl),
+        **new_alert_values(
+            draft,
+            default_hold=default_hold,
+            default_ttl=default_ttl,
+            now=now or utcnow(),
+            default_locale=default_locale,
+        )
     )
     session.add(alert)
     session.flush()
-    add_trigger(session, TriggerKind.PLAN, alert.id, due_at=send_at)
+    add_trigger(session, TriggerKind.PLAN, alert.id, due_at=alert.send_at)
     return alert
+
+
+def create_alert_on(
+    work: CoreWork,
+    draft: AlertDraft,
+    *,
+    default_hold: int,
+    default_ttl: int,
+    now: datetime,
+    default_locale: str = "en",
+) -> Alert:
+    """:func:`create_alert` on a Core connection: the same row and trigger, no Session.
+
+    Returns the alert as a transient object (never added to a session) with every column set,
+    as :func:`alert_view` and the caller read it; its trigger is published once ``work``
+    commits.
+    """
+    values = {
+        **_column_defaults(),
+        **new_alert_values(
+            draft,
+            default_hold=default_hold,
+            default_ttl=default_ttl,
+            now=now,
+            default_locale=default_locale,
+        ),
+    }
+    work.connection.execute(_INSERT_ALERT, values)
+    work.add_trigger(TriggerKind.PLAN, values["id"], due_at=values["send_at"])
+    return Alert(**values)
+
+
+def new_alert_values(
+    draft: AlertDraft,
+    *,
+    default_hold: int,
+    default_ttl: int,
+    now: datetime,
+    default_locale: str,
+) -> dict[str, Any]:
+    """A new alert's columns: the rules every way of creating one shares (hold, TTL, locale)."""
+    hold = default_hold if draft.hold_seconds is None else draft.hold_seconds
+    ttl = default_ttl if draft.ttl_seconds is None else draft.ttl_seconds
+    send_at = now + timedelta(seconds=hold)
+    return {
+        "id": new_alert_id(),
+        "article_id": draft.article_id,
+        "headline": draft.headline,
+        "body": draft.body,
+        "url": draft.url,
+        "image_url": draft.image_url,
+        "topics": sorted(set(draft.topics)),
+        "priority": draft.priority,
+        "urgency": draft.urgency,
+        "locale": draft.locale or default_locale,
+        "translations": {tag: dict(text) for tag, text in draft.translations.items()},
+        "locales": sorted({tag.lower() for tag in draft.locales}) if draft.locales else None,
+        "apps": sorted(set(draft.apps)) if draft.apps else None,
+        "suppressed": 0,
+        "suppressed_quiet_hours": 0,
+        "suppressed_daily_cap": 0,
+        "silent": 0,
+        "status": AlertStatus.SCHEDULED,
+        "source": draft.source,
+        "created_by": draft.created_by,
+        "idempotency_key": draft.idempotency_key,
+        "request_hash": draft.request_hash,
+        "test_only": draft.test_only,
+        "hold_seconds": hold,
+        "ttl_seconds": ttl,
+        "created_at": now,
+        "event_received_at": draft.event_received_at or now,
+        "send_at": send_at,
+        # The TTL runs from the end of the hold: an undo window must not eat delivery time.
+        "expires_at": send_at + timedelta(seconds=ttl),
+    }
+
+
+_alerts = cast(Table, Alert.__table__)
+_INSERT_ALERT = insert(_alerts)
+
+
+@functools.cache
+def _column_defaults() -> dict[str, Any]:
+    """The alerts table's constant column defaults (its counters' zeros), which an INSERT
+    applies by itself but a transient object for :func:`alert_view` must be given."""
+    return {
+        column.key: column.default.arg
+        for column in _alerts.columns
+        if isinstance(column.default, ScalarElementColumnDefault)
+    }
 
 
 def get_alert(session: Session, alert_id: str, *, for_update: bool = False) -> Alert:

@@ -128,6 +128,12 @@ def insert_ignoring_conflicts(session: Session, table: Any, rows: list[dict[str,
         session.execute(dialect_insert(session, table).on_conflict_do_nothing(), rows)
 
 
+def _autocommit(conn: Any) -> bool:
+    """A connection in AUTOCOMMIT: SQLAlchemy still begins and ends its transaction, but the
+    driver sends neither BEGIN nor COMMIT nor ROLLBACK, so none is a round trip."""
+    return bool(conn.get_execution_options().get("isolation_level") == "AUTOCOMMIT")
+
+
 class RoundTrips:
     """Counts what an engine sends to its database while active (tests and benchmarks).
 
@@ -180,13 +186,15 @@ class RoundTrips:
         self.others += 1
         self.log.append(what.upper())
 
-    def _begin(self, _conn: Any) -> None:
+    def _begin(self, conn: Any) -> None:
         # SQLite's BEGIN IMMEDIATE is a statement of its own (see _sqlite_begin), counted above.
-        if self.engine.dialect.name != "sqlite":
+        if self.engine.dialect.name != "sqlite" and not _autocommit(conn):
             self._other("begin")
 
-    def _commit(self, _conn: Any) -> None:
-        self._other("commit")
+    def _commit(self, conn: Any) -> None:
+        if not _autocommit(conn):
+            self._other("commit")
 
-    def _rollback(self, _conn: Any) -> None:
-        self._other("rollback")
+    def _rollback(self, conn: Any) -> None:
+        if not _autocommit(conn):
+            self._other("rollback")

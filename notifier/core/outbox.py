@@ -4,17 +4,20 @@ A view or task writes the row in its transaction (:func:`add_trigger`); once tha
 commits, the hook installed by :func:`publish_after_commit` asks a :class:`Publisher` to send the
 Celery message and marks the row dispatched. If the process dies or the broker is down in
 between, the row stays undispatched and the sweeper sends it later, so a trigger is never lost
-and never sent before its data exists.
+and never sent before its data exists. Work done on a Core connection instead of a Session keeps
+the same promise through :func:`core_transaction`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, cast
 
-from sqlalchemy import event, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, event, insert, select, update
 from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 
 from notifier.core.models import Outbox, utcnow
@@ -25,6 +28,8 @@ log = logging.getLogger(__name__)
 # Celery messages carrying a countdown longer than the broker's visibility timeout are delivered
 # repeatedly; longer waits are left to the sweeper instead of the broker.
 MAX_COUNTDOWN = 600
+
+_outbox = cast(Table, Outbox.__table__)
 
 
 class Publisher(Protocol):
@@ -123,15 +128,17 @@ def _dispatch_added(sessions: sessionmaker[Session], publisher: Publisher, ids: 
     now = utcnow()
     sent: list[int] = []
     with sessions.begin() as session:
+        # On the table, not the mapped class: the ORM's bulk UPDATE machinery (session
+        # synchronisation, which these rows do not need) cost as much CPU as the round trip.
         rows = session.execute(
-            update(Outbox)
+            update(_outbox)
             .where(
-                Outbox.id.in_(ids),
-                Outbox.dispatched_at.is_(None),
-                Outbox.due_at <= now + timedelta(seconds=MAX_COUNTDOWN),
+                _outbox.c.id.in_(ids),
+                _outbox.c.dispatched_at.is_(None),
+                _outbox.c.due_at <= now + timedelta(seconds=MAX_COUNTDOWN),
             )
             .values(dispatched_at=now)
-            .returning(Outbox.id, Outbox.kind, Outbox.ref, Outbox.due_at)
+            .returning(_outbox.c.id, _outbox.c.kind, _outbox.c.ref, _outbox.c.due_at)
         ).all()
         for row in sorted(rows, key=lambda r: r.due_at):
             countdown = max(0.0, (row.due_at - now).total_seconds())
@@ -148,7 +155,9 @@ def _dispatch_added(sessions: sessionmaker[Session], publisher: Publisher, ids: 
             sent.append(row.id)
         unsent = [row.id for row in rows if row.id not in sent]
         if unsent:
-            session.execute(update(Outbox).where(Outbox.id.in_(unsent)).values(dispatched_at=None))
+            session.execute(
+                update(_outbox).where(_outbox.c.id.in_(unsent)).values(dispatched_at=None)
+            )
     return len(sent)
 
 
@@ -196,3 +205,141 @@ def dispatch(
             )
         sent += 1
     return sent
+
+
+# --- Core connections ---------------------------------------------------------------------------
+# A request that writes a few rows spends more CPU in the Session's unit of work than in
+# PostgreSQL, so the hottest writer (an alerting CMS event) works on a Core connection. It keeps
+# the Session's promise with an explicit unit of work: triggers are remembered as they are
+# written and published only once the transaction has committed.
+
+_INSERT_TRIGGER = insert(_outbox).returning(_outbox.c.id)
+_MARK_DISPATCHED = (
+    update(_outbox)
+    .where(_outbox.c.id.in_(bindparam("ids", expanding=True)), _outbox.c.dispatched_at.is_(None))
+    .values(dispatched_at=bindparam("now"))
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AddedTrigger:
+    """A trigger written in a Core transaction, as it will be published once that commits."""
+
+    id: int
+    kind: TriggerKind
+    ref: str
+    due_at: datetime
+
+
+@dataclass(slots=True)
+class CoreWork:
+    """One Core transaction and the triggers written in it (see :func:`core_transaction`)."""
+
+    connection: Connection
+    triggers: list[AddedTrigger] = field(default_factory=list)
+    rolled_back: bool = False
+
+    def add_trigger(
+        self, kind: TriggerKind, ref: str, *, due_at: datetime | None = None
+    ) -> AddedTrigger:
+        """Write a trigger in this transaction; it is published once the transaction commits."""
+        now = utcnow()
+        due = due_at or now
+        row_id = self.connection.execute(
+            _INSERT_TRIGGER, {"kind": kind, "ref": ref, "due_at": due, "created_at": now}
+        ).scalar_one()
+        trigger = AddedTrigger(row_id, kind, ref, due)
+        self.triggers.append(trigger)
+        return trigger
+
+    def rollback(self) -> None:
+        """Undo the transaction now (the caller decided against it): nothing is published."""
+        self.connection.rollback()
+        self.triggers.clear()
+        self.rolled_back = True
+
+
+@contextmanager
+def core_transaction(
+    engine: Engine, publisher: Callable[[], Publisher | None] | None
+) -> Iterator[CoreWork]:
+    """A Core connection's transaction whose triggers are published once it commits.
+
+    The transaction commits when the block ends, rolls back on an exception (which propagates)
+    or when the block called :meth:`CoreWork.rollback`; only a commit publishes, so nothing is
+    sent for data that does not exist. ``publisher`` is asked after the commit; ``None``, or a
+    getter that gives ``None``, leaves the rows for the sweeper, as does a broker that is down.
+    """
+    with engine.connect() as connection:
+        work = CoreWork(connection)
+        with connection.begin():
+            yield work
+            if work.rolled_back:
+                return
+        if work.triggers:
+            publish_added(connection, publisher, work.triggers)
+
+
+def publish_added(
+    connection: Connection,
+    publisher: Callable[[], Publisher | None] | None,
+    triggers: list[AddedTrigger],
+) -> int:
+    """Publish triggers whose transaction committed, then mark them dispatched; returns how many.
+
+    The rows are known to exist (their transaction committed), so they are published from
+    memory and marked in one UPDATE after, in a transaction of its own: one statement instead
+    of the Session hook's read-and-mark, and no lock held across the publish (SQLite's is the
+    whole file). A process that dies between the publish and the mark leaves a row that the
+    sweeper sends again after its grace period: a duplicate trigger, which the tasks tolerate,
+    never a lost one. A publish that fails leaves its row and the later ones for the sweeper;
+    it is logged, never raised, because the caller's data is committed already.
+    """
+    try:
+        target = publisher() if publisher is not None else None
+        if target is None:
+            log.debug("no publisher in this process; the sweeper will publish the triggers")
+            return 0
+        now = utcnow()
+        sent: list[int] = []
+        for trigger in sorted(triggers, key=lambda t: t.due_at):
+            countdown = max(0.0, (trigger.due_at - now).total_seconds())
+            if countdown > MAX_COUNTDOWN:
+                continue  # the sweeper publishes it when it comes due
+            try:
+                target.publish(trigger.kind, trigger.ref, countdown)
+            except Exception as exc:
+                log.warning(
+                    "trigger not published; the sweeper will retry",
+                    extra={
+                        "fields": {
+                            "kind": trigger.kind,
+                            "ref": trigger.ref,
+                            "error": type(exc).__name__,
+                        }
+                    },
+                )
+                break  # the broker is down: the remaining rows would fail the same way
+            sent.append(trigger.id)
+        if sent:
+            _mark_dispatched(connection, sent, now)
+        return len(sent)
+    except Exception as exc:  # the database or the publisher's set-up; the rows are safe
+        log.warning(
+            "triggers not published after commit; the sweeper will retry",
+            extra={"fields": {"triggers": len(triggers), "error": type(exc).__name__}},
+        )
+        return 0
+
+
+def _mark_dispatched(connection: Connection, ids: list[int], now: datetime) -> None:
+    """One UPDATE in a transaction of its own; on PostgreSQL without BEGIN and COMMIT, as a
+    single statement commits by itself (two round trips fewer). SQLite keeps its transaction:
+    its connections issue their own BEGIN IMMEDIATE (``core.db``), which autocommit would
+    leave open."""
+    if connection.dialect.name == "postgresql":
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        connection.execute(_MARK_DISPATCHED, {"ids": ids, "now": now})
+        return
+    with connection.begin():
+        connection.execute(_MARK_DISPATCHED, {"ids": ids, "now": now})

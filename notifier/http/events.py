@@ -1,8 +1,9 @@
 """``POST /v1/events``: the CMS webhook, from signed bytes to :mod:`notifier.intake.events`.
 
 The order is the point: cap the size before reading, verify the raw bytes before parsing, commit
-before answering 2xx. The commit publishes the new alert's trigger (the runtime's after-commit
-hook); a broker that is down then leaves it to the sweeper and the answer is still 2xx.
+before answering 2xx. The commit publishes the new alert's trigger (the runtime's publisher,
+after the commit); a broker that is down then leaves it to the sweeper and the answer is still
+2xx.
 """
 
 from __future__ import annotations
@@ -124,6 +125,7 @@ def _ingest(runtime: Runtime, webhook_id: str, payload: object) -> IntakeResult:
             rules=rules,
             also=_counted,
             engine=runtime.engine,
+            publisher=runtime.publisher_if_any,
         )
     except ValidationError as exc:
         raise validation_problem(exc) from None

@@ -43,7 +43,26 @@ def gunicorn_options(settings: Settings, *, workers: int | None, threads: int) -
         "errorlog": "-",
         "preload_app": False,
         "forwarded_allow_ips": "127.0.0.1",
+        "post_worker_init": _build_publisher,
     }
+
+
+def _build_publisher(worker: Any) -> None:
+    """Build the worker's trigger publisher (the Celery app) before it takes a request.
+
+    It is built on first use otherwise, by the worker's first alert: tens of milliseconds of
+    imports and configuration holding the GIL, which every request in that worker waited for
+    (the first second of ``bench/intake.py``'s events at 200/s held its whole p99 tail). Building
+    it does not connect to the broker; the first publish does. Best effort: a worker that cannot
+    build it now builds it at the first publish, as before, and says why there.
+    """
+    from notifier.http import context
+
+    try:
+        with worker.wsgi.app_context():
+            context.runtime().publisher_if_any()
+    except Exception:
+        worker.log.warning("publisher not built at start; the first alert will build it")
 
 
 def serve_api(settings: Settings, *, workers: int | None = None, threads: int = 8) -> None:
