@@ -26,9 +26,9 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Final, Protocol, cast
 
-from sqlalchemy import String, bindparam, or_, select, type_coerce, update
+from sqlalchemy import String, Table, bindparam, or_, select, type_coerce, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,8 +50,9 @@ from notifier.pipeline.quota import Deferred, SendLimiter
 from notifier.pipeline.record import (
     BatchResult,
     Verdicts,
-    batch_alert_id,
     decide_preferences,
+    lock_alert_of,
+    lock_batch,
     record_gone,
     record_outcomes,
 )
@@ -235,9 +236,7 @@ def _lease(
         # Every transaction that locks an alert and its batches takes the alert first (shared
         # here, so many batches lease at once; cancel and record take it exclusively): one lock
         # order, so they never deadlock. Found through the batch in the same statement.
-        alert = session.scalar(
-            select(Alert).where(Alert.id == batch_alert_id(batch_id)).with_for_update(read=True)
-        )
+        alert = lock_alert_of(session, batch_id, shared=True)
         if alert is None:
             # No such batch, or its alert deleted (the code never deletes alerts, an operator
             # may; the batches go with their alert): nothing is left to send.
@@ -330,34 +329,50 @@ def _take_lease(
     if alert.status not in LIVE_ALERT_STATUSES or alert.expires_at <= now:
         return None
     leased: str | None = session.scalar(
-        update(Batch)
-        .where(
-            Batch.id == batch_id,
-            Batch.status.not_in(FINISHED_BATCH_STATUSES),
-            or_(
-                Batch.status != BatchStatus.SENDING,
-                Batch.lease_expires_at.is_(None),
-                Batch.lease_expires_at <= now,
-            ),
-            or_(
-                Batch.status != BatchStatus.RETRY_WAIT,
-                Batch.next_attempt_at.is_(None),
-                Batch.next_attempt_at <= now,
-            ),
-        )
-        .values(
-            status=BatchStatus.SENDING,
-            lease_owner=owner,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
-            attempts=Batch.attempts + 1,
-        )
-        .returning(Batch.app)
-        .execution_options(synchronize_session=False)
+        _LEASE,
+        {
+            "batch_id": batch_id,
+            "now": now,
+            "owner": owner,
+            "expires": now + timedelta(seconds=lease_seconds),
+        },
     )
     return leased
 
 
-# The batch's pending devices, one row each (built once: the batch id is its one parameter).
+# The hot statements are built once, with named parameters: building one per batch (clauses,
+# coercions, its cache key) cost more CPU than running it. Core statements on the tables, not
+# ORM ones: nothing here needs the session's identity map.
+_BATCHES = cast(Table, Batch.__table__)
+_batches = _BATCHES.c
+
+# Leases a batch that may be sent now; returns its app (:func:`_take_lease`).
+_LEASE = (
+    update(_BATCHES)
+    .where(
+        _batches.id == bindparam("batch_id"),
+        _batches.status.not_in(FINISHED_BATCH_STATUSES),
+        or_(
+            _batches.status != BatchStatus.SENDING,
+            _batches.lease_expires_at.is_(None),
+            _batches.lease_expires_at <= bindparam("now"),
+        ),
+        or_(
+            _batches.status != BatchStatus.RETRY_WAIT,
+            _batches.next_attempt_at.is_(None),
+            _batches.next_attempt_at <= bindparam("now"),
+        ),
+    )
+    .values(
+        status=BatchStatus.SENDING,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        attempts=_batches.attempts + 1,
+    )
+    .returning(_batches.app)
+)
+
+# The batch's pending devices, one row each.
 _PENDING_DEVICES = (
     select(
         Delivery.device_id,
@@ -433,12 +448,10 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
     alert's counters), keeps the one lock order.
     """
     with sessions.begin() as session:
-        alert = session.scalar(
-            select(Alert).where(Alert.id == batch_alert_id(batch_id)).with_for_update()
-        )
+        alert = lock_alert_of(session, batch_id)
         if alert is None:
             return
-        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+        batch = lock_batch(session, batch_id)
         if batch is None or batch.status in FINISHED_BATCH_STATUSES:
             return
         # Its devices may hold daily-cap places from an attempt before the alert stopped.
