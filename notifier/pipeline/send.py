@@ -26,14 +26,14 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Final, Protocol, cast
 
-from sqlalchemy import String, select, type_coerce, update
+from sqlalchemy import String, Table, bindparam, or_, select, type_coerce, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from notifier.alerts.cap_places import release_unsent_places
-from notifier.alerts.service import count_settled, get_alert, to_push_alert
+from notifier.alerts.service import count_settled, to_push_alert
 from notifier.core.counters import FCM_LATENCY_BUCKETS, Tally
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
 from notifier.core.vocabulary import (
@@ -50,8 +50,9 @@ from notifier.pipeline.quota import Deferred, SendLimiter
 from notifier.pipeline.record import (
     BatchResult,
     Verdicts,
-    alert_of,
     decide_preferences,
+    lock_alert_of,
+    lock_batch,
     record_gone,
     record_outcomes,
 )
@@ -234,67 +235,52 @@ def _lease(
     with sessions.begin() as session:
         # Every transaction that locks an alert and its batches takes the alert first (shared
         # here, so many batches lease at once; cancel and record take it exclusively): one lock
-        # order, so they never deadlock.
-        alert_id = alert_of(session, batch_id)
-        if alert_id is None:
+        # order, so they never deadlock. Found through the batch in the same statement.
+        alert = lock_alert_of(session, batch_id, shared=True)
+        if alert is None:
+            # No such batch, or its alert deleted (the code never deletes alerts, an operator
+            # may; the batches go with their alert): nothing is left to send.
             return BatchResult(batch_id, "skipped")
-        alert = session.scalar(select(Alert).where(Alert.id == alert_id).with_for_update(read=True))
-        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
-        if alert is None or batch is None:
-            # Deleted after the first read (the code never deletes alerts, an operator may; the
-            # batches go with their alert): nothing is left to send. A real check, not an
-            # assert, which ``python -O`` would drop.
-            return BatchResult(batch_id, "skipped")
-        verdict = _not_to_send(alert, batch, now)
-        if verdict is None:
-            rows = session.execute(
-                select(
-                    Delivery.device_id,
-                    Device.token,
-                    # As their stored strings: mapped to the enums below through a dict, cheaper
-                    # per row than the column type's conversion.
-                    type_coerce(Device.platform, String).label("platform"),
-                    type_coerce(Device.state, String).label("state"),
-                    Device.locale,
-                    Device.timezone,
-                    Device.quiet_start,
-                    Device.quiet_end,
-                    Device.quiet_mode,
-                    Device.max_per_day,
-                    Device.urgent_overrides,
+        leased_app = _take_lease(session, alert, batch_id, owner, now, lease_seconds)
+        verdict = None
+        if leased_app is None:
+            # Not leased: say why (done, leased by another, not due, stopped). Rare: a
+            # duplicate message, an early retry, a cancelled or expired alert.
+            batch = session.execute(
+                select(Batch.id, Batch.status, Batch.lease_expires_at, Batch.next_attempt_at).where(
+                    Batch.id == batch_id
                 )
-                # Outer join: a device that unsubscribed entirely since planning has no row.
-                .outerjoin(Device, Device.id == Delivery.device_id)
-                .where(Delivery.batch_id == batch.id, Delivery.status == DeliveryStatus.PENDING)
-                .order_by(Delivery.device_id)
-            ).all()
-            batch.status, batch.lease_owner = BatchStatus.SENDING, owner
-            batch.lease_expires_at = now + timedelta(seconds=lease_seconds)
-            batch.attempts += 1
-            app = batch.app
+            ).one_or_none()
+            verdict = BatchResult(batch_id, "skipped")
+            if batch is not None:
+                verdict = _not_to_send(alert, batch, now) or verdict
+        else:
+            app = leased_app
+            rows = session.execute(_PENDING_DEVICES, {"batch_id": batch_id}).all()
             push_alert = to_push_alert(alert, public_url)
             alert_locale = alert.locale or default_locale
             translations = dict(alert.translations or {})
-            # Columns by position (the select's order), not by name: cheaper per row.
-            live = [row for row in rows if row[3] == DeviceState.ACTIVE]
+            live = [row for row in rows if row[_STATE] == DeviceState.ACTIVE]
             dead: list[int] = []
             missing: list[int] = []
             if len(live) < len(rows):  # pruned or unsubscribed since planning (rare)
                 dead = [
-                    row[0] for row in rows if row[3] is not None and row[3] != DeviceState.ACTIVE
+                    row[_DEVICE_ID]
+                    for row in rows
+                    if row[_STATE] is not None and row[_STATE] != DeviceState.ACTIVE
                 ]
-                missing = [row[0] for row in rows if row[3] is None]
+                missing = [row[_DEVICE_ID] for row in rows if row[_STATE] is None]
             # Without a default cap, a device with neither quiet hours nor a cap of its own is
             # simply sent: only the others are handed to the rules (most batches: none).
             minded = (
                 live
                 if default_max_per_day is not None
-                else [r for r in live if r[6] is not None or r[9] is not None]
+                else [r for r in live if r[_QUIET_START] is not None or r[_MAX_PER_DAY] is not None]
             )
             verdicts = decide_preferences(
                 session,
                 alert.id,
-                batch.id,
+                batch_id,
                 [
                     DevicePrefs(
                         r.device_id,
@@ -329,6 +315,92 @@ def _lease(
         if device_id not in held_back
     ]
     return push_alert, targets, verdicts, app
+
+
+def _take_lease(
+    session: Session, alert: Alert, batch_id: int, owner: str, now: datetime, lease_seconds: int
+) -> str | None:
+    """Lease the batch to ``owner`` if it may be sent now; returns its app, or None if not.
+
+    One UPDATE whose condition is :func:`_not_to_send`'s for the batch (not finished, not leased
+    by someone else, due), the alert's half judged here from the row already read: the batch's
+    row is locked, changed and read back in one statement, with no ORM object to load or flush.
+    """
+    if alert.status not in LIVE_ALERT_STATUSES or alert.expires_at <= now:
+        return None
+    leased: str | None = session.scalar(
+        _LEASE,
+        {
+            "batch_id": batch_id,
+            "now": now,
+            "owner": owner,
+            "expires": now + timedelta(seconds=lease_seconds),
+        },
+    )
+    return leased
+
+
+# The hot statements are built once, with named parameters: building one per batch (clauses,
+# coercions, its cache key) cost more CPU than running it. Core statements on the tables, not
+# ORM ones: nothing here needs the session's identity map.
+_BATCHES = cast(Table, Batch.__table__)
+_batches = _BATCHES.c
+
+# Leases a batch that may be sent now; returns its app (:func:`_take_lease`).
+_LEASE = (
+    update(_BATCHES)
+    .where(
+        _batches.id == bindparam("batch_id"),
+        _batches.status.not_in(FINISHED_BATCH_STATUSES),
+        or_(
+            _batches.status != BatchStatus.SENDING,
+            _batches.lease_expires_at.is_(None),
+            _batches.lease_expires_at <= bindparam("now"),
+        ),
+        or_(
+            _batches.status != BatchStatus.RETRY_WAIT,
+            _batches.next_attempt_at.is_(None),
+            _batches.next_attempt_at <= bindparam("now"),
+        ),
+    )
+    .values(
+        status=BatchStatus.SENDING,
+        lease_owner=bindparam("owner"),
+        lease_expires_at=bindparam("expires"),
+        attempts=_batches.attempts + 1,
+    )
+    .returning(_batches.app)
+)
+
+# The batch's pending devices, one row each.
+_PENDING_DEVICES = (
+    select(
+        Delivery.device_id,
+        Device.token,
+        # As their stored strings: mapped to the enums through a dict, cheaper per row than the
+        # column type's conversion.
+        type_coerce(Device.platform, String).label("platform"),
+        type_coerce(Device.state, String).label("state"),
+        Device.locale,
+        Device.timezone,
+        Device.quiet_start,
+        Device.quiet_end,
+        Device.quiet_mode,
+        Device.max_per_day,
+        Device.urgent_overrides,
+    )
+    # Outer join: a device that unsubscribed entirely since planning has no row.
+    .outerjoin(Device, Device.id == Delivery.device_id)
+    .where(Delivery.batch_id == bindparam("batch_id"), Delivery.status == DeliveryStatus.PENDING)
+    .order_by(Delivery.device_id)
+)
+
+# Positions of ``_PENDING_DEVICES``'s columns: its rows are read by index in the per-device
+# loops, cheaper than by name (an attribute lookup per row and column).
+_DEVICE_ID: Final = 0
+_STATE: Final = 3
+_QUIET_START: Final = 6
+_MAX_PER_DAY: Final = 9
 
 
 # A stored platform string to its enum member (a dict lookup per device).
@@ -376,15 +448,14 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
     alert's counters), keeps the one lock order.
     """
     with sessions.begin() as session:
-        alert_id = alert_of(session, batch_id)
-        if alert_id is None:
+        alert = lock_alert_of(session, batch_id)
+        if alert is None:
             return
-        alert = get_alert(session, alert_id, for_update=True)
-        batch = session.scalar(select(Batch).where(Batch.id == batch_id).with_for_update())
+        batch = lock_batch(session, batch_id)
         if batch is None or batch.status in FINISHED_BATCH_STATUSES:
             return
         # Its devices may hold daily-cap places from an attempt before the alert stopped.
-        release_unsent_places(session, alert_id, [batch.id])
+        release_unsent_places(session, alert.id, [batch.id])
         result = session.execute(
             update(Delivery)
             .where(Delivery.batch_id == batch.id, Delivery.status == DeliveryStatus.PENDING)
@@ -395,7 +466,16 @@ def _close_batch(sessions: sessionmaker[Session], batch_id: int, now: datetime) 
         batch.status, batch.finished_at = BatchStatus.CANCELLED, now
 
 
-def _not_to_send(alert: Alert, batch: Batch, now: datetime) -> BatchResult | None:
+class _BatchState(Protocol):
+    """The columns of a batch that say whether it may be leased now."""
+
+    id: int
+    status: str
+    lease_expires_at: datetime | None
+    next_attempt_at: datetime | None
+
+
+def _not_to_send(alert: Alert, batch: _BatchState, now: datetime) -> BatchResult | None:
     """Why this run must not send the batch (done, leased, not due, stopped), or None."""
     if batch.status in FINISHED_BATCH_STATUSES:
         return BatchResult(batch.id, "skipped")

@@ -1,8 +1,8 @@
-"""The send path in-process: real planner, batch sender and recording on SQLite; a fake sender.
+"""The send path in-process: real planner, batch sender and recording; a fake sender.
 
-No PostgreSQL, Redis, Celery worker or emulator process: these tests run with all of them
-stopped. The database is the session's migrated SQLite file (``sqlite_file_url``), emptied before
-each test.
+No Redis, Celery worker or emulator process. Each test runs on SQLite (the session's migrated
+file) and on PostgreSQL (a private schema; skipped like every service test when it is not
+running), each emptied before the test (``db_url``).
 """
 
 from __future__ import annotations
@@ -18,14 +18,14 @@ from sqlalchemy import select
 
 from notifier.alerts.service import AlertDraft, cancel_alert, create_alert
 from notifier.core.counters import read_counters
-from notifier.core.db import make_engine, transaction
+from notifier.core.db import transaction
 from notifier.core.models import Alert, Batch, Delivery, Device, utcnow
 from notifier.pipeline import planner
 from notifier.pipeline.quota import LocalTokenBucket, SendLimiter
 from notifier.pipeline.send import BatchResult, send_batch
 from notifier.runtime import Runtime
 from notifier.subscriptions.service import subscribe
-from tests.conftest import make_settings, truncate_all
+from tests.conftest import make_settings
 from tests.send_path.fake_sender import Clock, FakeSender
 
 LEASE_SECONDS = 60
@@ -207,14 +207,11 @@ class SendPath:
 
 
 @pytest.fixture
-def send_path(
-    sqlite_file_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[SendPath]:
-    """An empty SQLite database with the topic catalogue, and pages of 4 devices (small batches)."""
-    engine = make_engine(sqlite_file_url)
-    truncate_all(engine)
-    engine.dispose()
+def send_path(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SendPath]:
+    """An empty database of each backend in turn (SQLite, then PostgreSQL: the send path's
+    statements differ between them), with the topic catalogue and pages of 4 devices (small
+    batches)."""
     monkeypatch.setattr(planner, "PAGE_SIZE", 4)
-    runtime = Runtime.start(make_settings(tmp_path, database_url=sqlite_file_url))
+    runtime = Runtime.start(make_settings(tmp_path, database_url=db_url))
     yield SendPath(runtime, Clock(utcnow()))
     runtime.close()

@@ -107,6 +107,8 @@ def test_a_redelivered_batch_is_not_sent_twice(send_path: SendPath) -> None:
 
 
 def test_a_batch_whose_alert_is_gone_is_skipped_not_sent(send_path: SendPath) -> None:
+    if send_path.runtime.engine.dialect.name != "sqlite":
+        pytest.skip("only SQLite, with its foreign keys off, can keep a batch without its alert")
     _, alert_id, batch_id = send_path.one_batch("orphan", 2)
     # Without the cascade, the batch outlives its alert: what a lease reading between an
     # operator's delete of the alert and of its batches would see.
