@@ -1,4 +1,4 @@
-"""PostgreSQL CPU per device of a fan-out, measured alone, by deliveries' schema and planner (issue 12).
+"""PostgreSQL CPU per device of a fan-out, measured alone, by schema and planner (issue 12).
 
 The real planner (``_plan_page``, one transaction per page of 500) and the real send path
 (``send_batch``: lease, preferences, recording) run in this one process on one connection,
