@@ -93,6 +93,7 @@ class StatementCpu:
         self.variant, self.phase = "", "plan"
         self.ns: dict[tuple[str, str, str], int] = defaultdict(int)
         self.calls: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.first: dict[tuple[str, str, str], list[int]] = defaultdict(list)
         self._start = 0
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
@@ -102,8 +103,10 @@ class StatementCpu:
 
     def _after(self, conn: object, cursor: object, statement: str, *args: object) -> None:
         key = (self.variant, self.phase, _shape(statement))
-        self.ns[key] += backend_ns(self.backend) - self._start
+        ns = backend_ns(self.backend) - self._start
+        self.ns[key] += ns
         self.calls[key] += 1
+        self.first[key].append(ns)
 
     def report(self, variant: str, devices: int, totals: dict[str, float]) -> list[str]:
         """``variant``'s statements over all its rounds: ``devices`` and ``totals`` summed too."""
@@ -117,6 +120,13 @@ class StatementCpu:
             for key in keys:
                 per = self.ns[key] / 1e3 / devices
                 lines.append(f"    {per:6.2f} µs  {self.calls[key]:>6} calls  {key[2]}")
+                calls = self.first[key]
+                if phase == "plan" and len(calls) >= 200:  # the page's cost by the cursor's place
+                    tenth = len(calls) // 10
+                    head, tail = sum(calls[:tenth]) / tenth, sum(calls[-tenth:]) / tenth
+                    lines.append(
+                        f"{'':>30}first tenth {head / 1e3:.0f} µs, last {tail / 1e3:.0f} µs"
+                    )
             rest = (totals[phase] - inside) / devices * 1e6
             lines.append(f"    {rest:6.2f} µs  (commits, other)")
         return lines

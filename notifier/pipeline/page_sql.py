@@ -28,14 +28,10 @@ from notifier.core.vocabulary import BatchStatus, DeliveryStatus, DeviceState
 _SUBSCRIBED = (
     "SELECT DISTINCT s.device_id FROM topics AS t CROSS JOIN LATERAL ("
     " SELECT device_id FROM subscriptions"
-    " WHERE topic_id = t.id AND (topic_id, device_id) > (t.id, CAST(:after AS bigint))"
-    " ORDER BY topic_id, device_id LIMIT :page_size"
+    " WHERE topic_id = t.id AND device_id > CAST(:after AS bigint)"
+    " ORDER BY device_id LIMIT :page_size"
     ") AS s WHERE t.slug = ANY(CAST(:slugs AS varchar[])) ORDER BY s.device_id LIMIT :page_size"
 )
-# The (topic_id, device_id) comparison and order make the primary key the only index that
-# serves a topic's range in order: ordered by device_id alone, PostgreSQL may walk
-# ix_subscriptions_device_id and filter on the topic, which reads the whole rest of the index
-# when the topic is followed by few devices above the cursor.
 # An editor's test send: the test devices registered to the editor's key, as _test_audience().
 _TEST_DEVICES = (
     "SELECT device_id FROM test_devices WHERE api_key_id = :api_key_id AND device_id > :after"
