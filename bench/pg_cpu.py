@@ -93,7 +93,11 @@ class StatementCpu:
         self.variant, self.phase = "", "plan"
         self.ns: dict[tuple[str, str, str], int] = defaultdict(int)
         self.calls: dict[tuple[str, str, str], int] = defaultdict(int)
-        self.first: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+        # Each call's CPU with the page it planned (its place in the alert): does a page cost
+        # the same at the start of the audience as at its end?
+        self.page = 0
+        self.pages = 0
+        self.by_page: dict[tuple[str, str, str], list[tuple[int, int]]] = defaultdict(list)
         self._start = 0
         event.listen(engine, "before_cursor_execute", self._before)
         event.listen(engine, "after_cursor_execute", self._after)
@@ -106,7 +110,7 @@ class StatementCpu:
         ns = backend_ns(self.backend) - self._start
         self.ns[key] += ns
         self.calls[key] += 1
-        self.first[key].append(ns)
+        self.by_page[key].append((self.page, ns))
 
     def report(self, variant: str, devices: int, totals: dict[str, float]) -> list[str]:
         """``variant``'s statements over all its rounds: ``devices`` and ``totals`` summed too."""
@@ -120,12 +124,14 @@ class StatementCpu:
             for key in keys:
                 per = self.ns[key] / 1e3 / devices
                 lines.append(f"    {per:6.2f} µs  {self.calls[key]:>6} calls  {key[2]}")
-                calls = self.first[key]
-                if phase == "plan" and len(calls) >= 200:  # the page's cost by the cursor's place
-                    tenth = len(calls) // 10
-                    head, tail = sum(calls[:tenth]) / tenth, sum(calls[-tenth:]) / tenth
+                calls = self.by_page[key]
+                if phase == "plan" and self.pages >= 20 and len(calls) >= self.pages:
+                    tenth = self.pages // 10
+                    head = [ns for page, ns in calls if page < tenth]
+                    tail = [ns for page, ns in calls if page >= self.pages - tenth]
                     lines.append(
-                        f"{'':>30}first tenth {head / 1e3:.0f} µs, last {tail / 1e3:.0f} µs"
+                        f"{'':>30}pages' first tenth {sum(head) / len(head) / 1e3:.0f} µs a call, "
+                        f"last tenth {sum(tail) / max(1, len(tail)) / 1e3:.0f} µs"
                     )
             rest = (totals[phase] - inside) / devices * 1e6
             lines.append(f"    {rest:6.2f} µs  (commits, other)")
@@ -158,7 +164,7 @@ def one_alert(
             default_ttl=3600,
         ).id
     if statements is not None:
-        statements.phase = "plan"
+        statements.phase, statements.page = "plan", 0
     cpu0 = backend_ns(backend)
     devices = 0
     while True:
@@ -167,9 +173,11 @@ def one_alert(
         if step is None:
             break
         devices += step[1]
+        if statements is not None:
+            statements.page += 1
     cpu1 = backend_ns(backend)
     if statements is not None:
-        statements.phase = "send"
+        statements.phase, statements.pages = "send", statements.page
     with sessions() as session:
         ids = list(
             session.scalars(select(Batch.id).where(Batch.alert_id == alert_id).order_by(Batch.seq))
