@@ -15,6 +15,11 @@ Several apps: an alert restricted to some apps (``apps``) keeps only their devic
 filter. One keyset cursor still walks the device ids whatever the apps, and each page becomes one
 batch per app present in it, the batch carrying its app: a batch is sent with one app's
 credentials and quota, so an outage or a quota in one app never holds up another's devices.
+
+On PostgreSQL all of a page after the alert's checks is one data-modifying statement
+(:mod:`notifier.pipeline.page_sql`); SQLite, which has no ``INSERT`` in a ``WITH``, runs the
+portable statements of :func:`_plan_page`. Both plan the same pages, batches and cursor
+(tests/test_planner_one_statement.py).
 """
 
 from __future__ import annotations
