@@ -234,3 +234,8 @@ def test_an_alert_whose_topics_nobody_follows_is_planned_empty(
 ) -> None:
     planned = _both_ways(runtime, topics=("no-such-topic",))
     assert planned["deliveries"] == [] and planned["batches"] == [] and planned["alert"][3]
+
+
+def test_three_topics_one_of_them_unknown(runtime: Runtime, devices: dict) -> None:
+    planned = _both_ways(runtime, topics=("world", "no-such-topic", "israel"), apps=("second",))
+    _check(planned, devices, lambda i, locale, app, topics: app == "second")
