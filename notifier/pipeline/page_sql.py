@@ -8,7 +8,7 @@ server answers four statements per page instead of ten (the alert's ``SELECT ...
 and ``UPDATE``, a ``SET LOCAL`` and this one). The per-device work (the index scans, the
 inserts) is the same; what goes is the statements' fixed costs, and the reading of a topic's
 whole remaining range that stale statistics caused (see ``_NO_BITMAPS``): the planner's
-PostgreSQL CPU went from 8.3-8.7 to 5.9-6.2 µs per device over 100,000 devices, measured alone
+PostgreSQL CPU went from 8.3-8.8 to 5.2-5.7 µs per device over 100,000 devices, measured alone
 in turns (``bench/pg_cpu.py --statements`` shows it per statement).
 
 Its text is the same for every page and every alert (the filters are array parameters, NULL
