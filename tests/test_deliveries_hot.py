@@ -55,8 +55,8 @@ def _pages(engine: object, alert_id: str) -> dict[int, int]:
         return dict(rows.all())
 
 
-def test_recording_a_sent_batch_leaves_every_delivery_on_its_page(pg_schema_url: str) -> None:
-    engine = make_engine(pg_schema_url)
+def test_recording_a_sent_batch_leaves_every_delivery_on_its_page(pg_url: str) -> None:
+    engine = make_engine(pg_url)
     sessions = make_session_factory(engine)
     with transaction(sessions) as session:
         sync_topics(session, load_catalogue(Path("config/topics.toml")))

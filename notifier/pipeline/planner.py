@@ -15,6 +15,11 @@ Several apps: an alert restricted to some apps (``apps``) keeps only their devic
 filter. One keyset cursor still walks the device ids whatever the apps, and each page becomes one
 batch per app present in it, the batch carrying its app: a batch is sent with one app's
 credentials and quota, so an outage or a quota in one app never holds up another's devices.
+
+On PostgreSQL all of a page after the alert's checks is one data-modifying statement
+(:mod:`notifier.pipeline.page_sql`); SQLite, which has no ``INSERT`` in a ``WITH``, runs the
+portable statements of :func:`_plan_page`. Both plan the same pages, batches and cursor
+(tests/test_planner_one_statement.py).
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from notifier.core.vocabulary import (
     DeviceState,
     TriggerKind,
 )
+from notifier.pipeline.page_sql import plan_page_in_one_statement
 from notifier.pipeline.preferences import language
 from notifier.pipeline.record import among
 
@@ -163,7 +169,12 @@ MAX_EMPTY_PAGES = 8
 
 
 def _plan_page(
-    session: Session, alert_id: str, now: datetime, default_locale: str = "en"
+    session: Session,
+    alert_id: str,
+    now: datetime,
+    default_locale: str = "en",
+    *,
+    one_statement: bool | None = None,
 ) -> tuple[list[int], int] | None:
     """Record one page as batches, one per app in it; ``None`` when there is nothing (more).
 
@@ -181,6 +192,11 @@ def _plan_page(
     if alert.status == AlertStatus.SCHEDULED:
         alert.status, alert.planning_started_at = AlertStatus.SENDING, now
     alert.plan_progress_at = now
+    if one_statement is None:
+        one_statement = session.get_bind().dialect.name == "postgresql"
+    if one_statement:
+        with session.no_autoflush:  # the alert's changes go in one UPDATE, at the commit
+            return _plan_in_one_statement(session, alert, now, default_locale)
     topic_ids = list(session.scalars(select(Topic.id).where(Topic.slug.in_(alert.topics))))
     audience_filter = [Device.state == DeviceState.ACTIVE]
     if alert.locales and not alert.test_only:
@@ -220,6 +236,51 @@ def _plan_page(
         batch_ids.append(_record_batch(session, alert, app, seq, ids, now))
     alert.audience += len(active)
     return batch_ids, len(active)
+
+
+def _plan_in_one_statement(
+    session: Session, alert: Alert, now: datetime, default_locale: str
+) -> tuple[list[int], int] | None:
+    """The rest of :func:`_plan_page` on PostgreSQL: each page read and recorded in one statement.
+
+    The same audience, batches and cursor as the portable statements below it in
+    :func:`_plan_page` (tests/test_planner_one_statement.py plans the same alerts both ways).
+    """
+    languages, no_locale, apps = None, False, None
+    if alert.locales and not alert.test_only:
+        wanted = {language(code, default_locale) for code in alert.locales}
+        languages, no_locale = sorted(wanted), language(None, default_locale) in wanted
+    if alert.apps and not alert.test_only:
+        apps = sorted(alert.apps)
+    test_key = None
+    if alert.test_only:
+        creator = alert.created_by
+        test_key = int(creator) if creator is not None and creator.isdigit() else -1
+    for _ in range(MAX_EMPTY_PAGES):
+        outcome = plan_page_in_one_statement(
+            session,
+            alert.id,
+            alert.plan_cursor,
+            now,
+            page_size=PAGE_SIZE,
+            slugs=list(alert.topics),
+            test_key=test_key,
+            languages=languages,
+            no_locale=no_locale,
+            apps=apps,
+        )
+        if outcome.last_device_id is None:
+            alert.planned_at = now
+            finish_if_complete(session, alert, now)
+            return None
+        alert.plan_cursor = outcome.last_device_id
+        if outcome.batches:
+            break
+    else:
+        return [], 0
+    size = sum(devices for _, devices in outcome.batches)
+    alert.audience += size
+    return [batch_id for batch_id, _ in outcome.batches], size
 
 
 def _record_batch(
