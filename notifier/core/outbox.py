@@ -126,7 +126,6 @@ def _dispatch_added(sessions: sessionmaker[Session], publisher: Publisher, ids: 
     :func:`dispatch` keeps its read, publish, then mark in transactions of their own.
     """
     now = utcnow()
-    sent: list[int] = []
     with sessions.begin() as session:
         # On the table, not the mapped class: the ORM's bulk UPDATE machinery (session
         # synchronisation, which these rows do not need) cost as much CPU as the round trip.
@@ -140,25 +139,56 @@ def _dispatch_added(sessions: sessionmaker[Session], publisher: Publisher, ids: 
             .values(dispatched_at=now)
             .returning(_outbox.c.id, _outbox.c.kind, _outbox.c.ref, _outbox.c.due_at)
         ).all()
-        for row in sorted(rows, key=lambda r: r.due_at):
-            countdown = max(0.0, (row.due_at - now).total_seconds())
-            try:
-                publisher.publish(row.kind, row.ref, countdown)
-            except Exception as exc:
-                log.warning(
-                    "trigger not published; the sweeper will retry",
-                    extra={
-                        "fields": {"kind": row.kind, "ref": row.ref, "error": type(exc).__name__}
-                    },
-                )
-                break  # the broker is down: the remaining rows would fail the same way
-            sent.append(row.id)
+        sent = _publish_in_order(publisher, rows, now)
         unsent = [row.id for row in rows if row.id not in sent]
         if unsent:
             session.execute(
                 update(_outbox).where(_outbox.c.id.in_(unsent)).values(dispatched_at=None)
             )
     return len(sent)
+
+
+class _Due(Protocol):
+    """A trigger to publish: an outbox row read back, or an :class:`AddedTrigger`."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def kind(self) -> TriggerKind: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def due_at(self) -> datetime: ...
+
+
+def _publish_in_order(publisher: Publisher, triggers: Iterable[_Due], now: datetime) -> list[int]:
+    """Publish the triggers soonest due first; returns the ids published.
+
+    One due further ahead than the broker may hold a countdown (``MAX_COUNTDOWN``) is left for
+    the sweeper. The first failure stops the rest, which would fail the same way with the
+    broker down; it is logged, never raised: the rows stay undispatched for the sweeper.
+    """
+    sent: list[int] = []
+    for trigger in sorted(triggers, key=lambda t: t.due_at):
+        countdown = max(0.0, (trigger.due_at - now).total_seconds())
+        if countdown > MAX_COUNTDOWN:
+            continue
+        try:
+            publisher.publish(trigger.kind, trigger.ref, countdown)
+        except Exception as exc:
+            log.warning(
+                "trigger not published; the sweeper will retry",
+                extra={
+                    "fields": {
+                        "kind": trigger.kind,
+                        "ref": trigger.ref,
+                        "error": type(exc).__name__,
+                    }
+                },
+            )
+            break
+        sent.append(trigger.id)
+    return sent
 
 
 def dispatch(
@@ -301,26 +331,7 @@ def publish_added(
             log.debug("no publisher in this process; the sweeper will publish the triggers")
             return 0
         now = utcnow()
-        sent: list[int] = []
-        for trigger in sorted(triggers, key=lambda t: t.due_at):
-            countdown = max(0.0, (trigger.due_at - now).total_seconds())
-            if countdown > MAX_COUNTDOWN:
-                continue  # the sweeper publishes it when it comes due
-            try:
-                target.publish(trigger.kind, trigger.ref, countdown)
-            except Exception as exc:
-                log.warning(
-                    "trigger not published; the sweeper will retry",
-                    extra={
-                        "fields": {
-                            "kind": trigger.kind,
-                            "ref": trigger.ref,
-                            "error": type(exc).__name__,
-                        }
-                    },
-                )
-                break  # the broker is down: the remaining rows would fail the same way
-            sent.append(trigger.id)
+        sent = _publish_in_order(target, triggers, now)
         if sent:
             _mark_dispatched(connection, sent, now)
         return len(sent)
