@@ -266,20 +266,22 @@ def _subscribe_alone(
     """
     topic_ids = resolve_topics(engine, topics)
     columns = preference_columns(preferences)
-    values = {**_FRESH_DEVICE, **columns}
-    if values["quiet_start"] is not None and values["timezone"] is None:
+    quiet_start = columns.get("quiet_start", _FRESH_DEVICE["quiet_start"])
+    if quiet_start is not None and columns.get("timezone", _FRESH_DEVICE["timezone"]) is None:
         return None
     now = utcnow()
-    mode = values["quiet_mode"]
-    values.update(
-        app=app,
-        token=token,
-        platform=Platform(platform).value,
-        state=DeviceState.ACTIVE.value,
-        now=now,
-        quiet_mode=None if mode is None else QuietMode(str(mode)).value,
-        topic_ids=list(topic_ids.values()),
-    )
+    # Only the columns the request names are parameters; the others are the statement's own.
+    values = {
+        **columns,
+        "app": app,
+        "token": token,
+        "platform": Platform(platform).value,
+        "now": now,
+        "topic_ids": list(topic_ids.values()),
+    }
+    mode = columns.get("quiet_mode")
+    if mode is not None:
+        values["quiet_mode"] = QuietMode(str(mode)).value
     statement = _subscribe_statement(tuple(sorted(columns)))
     found = _execute_alone(engine, statement, values)
     if found is None:
@@ -349,6 +351,22 @@ _INSERTED = (
 )
 
 
+# The inserted columns every request gives; a new device's state is always active.
+_GIVEN = frozenset({"app", "token", "platform"})
+
+
+def _literal(name: str) -> str:
+    """A new device's column the request does not give, as SQL (its value in ``_FRESH_DEVICE``)."""
+    if name == "state":
+        return f"'{DeviceState.ACTIVE.value}'"
+    value = _FRESH_DEVICE[name]
+    if value is None:
+        return "NULL"
+    if value is True:
+        return "true"
+    raise ValueError(f"no literal for {name}: {value!r}")
+
+
 @functools.cache
 def _subscribe_statement(updated: tuple[str, ...]) -> str:
     """The one-statement subscribe for the preference columns a request names (PostgreSQL).
@@ -362,6 +380,11 @@ def _subscribe_statement(updated: tuple[str, ...]) -> str:
     def after(name: str) -> str:
         return f"excluded.{name}" if name in updated else f"d.{name}"
 
+    # A new device's columns: the request's, or the defaults as literals (fewer parameters to
+    # send, for the common request that names no preference).
+    inserted = [
+        f"%({name})s" if name in updated or name in _GIVEN else _literal(name) for name in _INSERTED
+    ]
     refreshed = ["platform", "last_seen_at", "state", *updated]
     sets = ", ".join(
         [f"{name} = excluded.{name}" for name in refreshed]
@@ -372,7 +395,7 @@ def _subscribe_statement(updated: tuple[str, ...]) -> str:
     return (
         "WITH device AS ("  # noqa: S608
         f"INSERT INTO devices AS d ({', '.join(_INSERTED)}, created_at, last_seen_at) "
-        f"VALUES ({', '.join(f'%({name})s' for name in _INSERTED)}, %(now)s, %(now)s) "
+        f"VALUES ({', '.join(inserted)}, %(now)s, %(now)s) "
         f"ON CONFLICT (app, token) DO UPDATE SET {sets} "
         f"WHERE {after('quiet_start')} IS NULL OR {after('timezone')} IS NOT NULL "
         f"RETURNING {returned}, "
