@@ -154,9 +154,10 @@ def subscribe(
     ``app`` is the app that issued the token (checked by the caller): a token is a device of
     its app, and the same token string in another app is another device.
 
-    ``session`` may be a Core ``Connection`` in a transaction (the API's way): both statements
-    are Core statements, and a Session's ORM execution path around them cost more CPU than
-    their SQL (issue 12).
+    ``session`` may be a Core ``Connection`` in a transaction: both statements are Core
+    statements, and a Session's ORM execution path around them cost more CPU than their SQL
+    (issue 12). The API calls :func:`subscribe_in`, which on PostgreSQL does the same in one
+    statement of its own.
     """
     topic_ids = resolve_topics(session, topics)
     now = utcnow()
