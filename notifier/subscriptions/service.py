@@ -203,10 +203,11 @@ def subscribe_in(
     """:func:`subscribe` (the API's way: ``preferences`` as the request named them) in a
     transaction of its own on ``engine``.
 
-    On PostgreSQL it is one statement without BEGIN and COMMIT (see
-    :func:`_subscribe_alone`), unless the request could have to be rolled back.
+    On PostgreSQL through psycopg 3 (the driver the settings name) it is one statement without
+    BEGIN and COMMIT (see :func:`_subscribe_alone`), unless the request could have to be
+    rolled back.
     """
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
         done = _subscribe_alone(
             engine, token=token, platform=platform, topics=topics, preferences=preferences, app=app
         )
