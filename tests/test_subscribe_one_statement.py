@@ -90,3 +90,30 @@ def test_a_connection_postgresql_dropped_is_a_503_and_not_reused(
         assert client.post("/v1/subscriptions", json=body).status_code == 201
     finally:
         runtime.close()
+
+
+def test_a_restarted_server_costs_one_503_not_one_per_pooled_connection(
+    pg_client: tuple[FlaskClient, Runtime], pg_url: str
+) -> None:
+    client, runtime = pg_client
+    try:
+        assert client.post("/v1/subscriptions", json=subscription()).status_code == 201
+        # Two connections in the pool, both then dropped by the server, as a restart does.
+        with runtime.engine.connect() as first, runtime.engine.connect() as second:
+            pids = [
+                int(c.exec_driver_sql("SELECT pg_backend_pid()").scalar() or 0)
+                for c in (first, second)
+            ]
+        admin = make_engine(pg_url, pool_size=1, max_overflow=0)
+        with admin.connect() as connection:
+            for pid in pids:
+                connection.exec_driver_sql(f"SELECT pg_terminate_backend({pid})")
+        admin.dispose()
+
+        answers = [
+            client.post("/v1/subscriptions", json=subscription()).status_code for _ in range(3)
+        ]
+
+        assert answers == [503, 201, 201]
+    finally:
+        runtime.close()

@@ -305,7 +305,8 @@ def _execute_alone(engine: Engine, statement: str, parameters: dict[str, Any]) -
     engine's ``before_cursor_execute`` listeners still see it (statement counts in tests and
     benchmarks), a driver error is raised as SQLAlchemy's (so a database that went away is a
     503, as on every other route) without its parameters (a token), and a connection the error
-    broke is invalidated instead of going back to the pool.
+    broke is invalidated with every pooled connection older than it, instead of going back to
+    the pool.
     """
     with engine.connect() as connection:
         driver: Any = connection.connection.driver_connection
@@ -324,7 +325,12 @@ def _execute_alone(engine: Engine, statement: str, parameters: dict[str, Any]) -
         except engine.dialect.loaded_dbapi.Error as exc:
             broken = bool(driver.broken or driver.closed)
             if broken:
-                connection.invalidate(exc)
+                # What SQLAlchemy's own disconnect handling does on every other route: a server
+                # that went away broke every pooled connection made before this one, so all of
+                # them are replaced at their next checkout, not only this one (one 503 per
+                # restart, not one per pooled connection). ``Pool._invalidate`` is the call it
+                # makes there; it also invalidates this connection.
+                engine.pool._invalidate(connection.connection, exc)
             raise DBAPIError.instance(
                 statement,
                 None,
