@@ -36,16 +36,15 @@ def subscribe() -> tuple[Response, int]:
     limit_device_token(req.token)
     app = app_of(req.app)
     try:
-        # A Core connection, not a Session: the subscribe is two Core statements (see there).
-        with context.runtime().engine.begin() as connection:
-            profile, created = service.subscribe(
-                connection,
-                app=app,
-                token=req.token,
-                platform=req.platform,
-                topics=req.topics,
-                preferences=req.preference_changes(),
-            )
+        # Its own transaction, not a Session's: one statement on PostgreSQL (see there).
+        profile, created = service.subscribe_in(
+            context.runtime().engine,
+            app=app,
+            token=req.token,
+            platform=req.platform,
+            topics=req.topics,
+            preferences=req.preference_changes(),
+        )
     except service.UnknownTopics as exc:
         raise _unknown_topics(exc) from None
     except service.QuietHoursNeedAZone as exc:

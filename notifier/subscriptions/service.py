@@ -9,17 +9,18 @@ from __future__ import annotations
 import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, any_, bindparam, delete, func, literal_column, select
+from sqlalchemy import Connection, Engine, any_, bindparam, delete, func, literal_column, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from notifier.core.apps import DEFAULT_APP
 from notifier.core.db import insert_ignoring_conflicts
 from notifier.core.models import Device, Subscription, Topic, utcnow
-from notifier.core.vocabulary import DeviceState, QuietMode, ReachState
+from notifier.core.vocabulary import DeviceState, Platform, QuietMode, ReachState
 from notifier.subscriptions.topics import active_topics
 
 
@@ -114,7 +115,7 @@ def preference_columns(changes: Mapping[str, object]) -> dict[str, object]:
     return columns
 
 
-def resolve_topics(session: Session | Connection, slugs: Iterable[str]) -> dict[str, int]:
+def resolve_topics(session: Session | Connection | Engine, slugs: Iterable[str]) -> dict[str, int]:
     """Map slugs to topic ids, rejecting any the catalogue does not offer."""
     wanted = set(slugs)
     known = active_topics(session)
@@ -153,9 +154,10 @@ def subscribe(
     ``app`` is the app that issued the token (checked by the caller): a token is a device of
     its app, and the same token string in another app is another device.
 
-    ``session`` may be a Core ``Connection`` in a transaction (the API's way): both statements
-    are Core statements, and a Session's ORM execution path around them cost more CPU than
-    their SQL (issue 12).
+    ``session`` may be a Core ``Connection`` in a transaction: both statements are Core
+    statements, and a Session's ORM execution path around them cost more CPU than their SQL
+    (issue 12). The API calls :func:`subscribe_in`, which on PostgreSQL does the same in one
+    statement of its own.
     """
     topic_ids = resolve_topics(session, topics)
     now = utcnow()
@@ -187,6 +189,233 @@ def subscribe(
             {"device_id": device.id, "now": now, "topic_ids": list(topic_ids.values())},
         )
     return _profile(device, sorted(followed | topic_ids.keys())), created
+
+
+def subscribe_in(
+    engine: Engine,
+    *,
+    token: str,
+    platform: str,
+    topics: list[str],
+    preferences: Mapping[str, object],
+    app: str = DEFAULT_APP,
+) -> tuple[DeviceProfile, bool]:
+    """:func:`subscribe` (the API's way: ``preferences`` as the request named them) in a
+    transaction of its own on ``engine``.
+
+    On PostgreSQL through psycopg 3 (the driver the settings name) it is one statement without
+    BEGIN and COMMIT (see :func:`_subscribe_alone`), unless the request could have to be
+    rolled back.
+    """
+    if engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg":
+        done = _subscribe_alone(
+            engine, token=token, platform=platform, topics=topics, preferences=preferences, app=app
+        )
+        if done is not None:
+            return done
+    with engine.begin() as connection:
+        return subscribe(
+            connection,
+            app=app,
+            token=token,
+            platform=platform,
+            topics=topics,
+            preferences=preferences,
+        )
+
+
+class _DeviceRow(NamedTuple):
+    """The device columns the one-statement subscribe returns, in its order."""
+
+    id: int
+    platform: str
+    locale: str | None
+    timezone: str | None
+    state: str
+    created_at: datetime
+    last_seen_at: datetime
+    quiet_start: int | None
+    quiet_end: int | None
+    quiet_mode: str | None
+    max_per_day: int | None
+    urgent_overrides: bool
+    followed: str | None
+
+
+def _subscribe_alone(
+    engine: Engine,
+    *,
+    token: str,
+    platform: str,
+    topics: list[str],
+    preferences: Mapping[str, object],
+    app: str,
+) -> tuple[DeviceProfile, bool] | None:
+    """The subscribe as one PostgreSQL statement that commits by itself, on the driver.
+
+    What :func:`subscribe` does in two statements and a transaction, its SQLAlchemy execution
+    (compiled-cache lookups, bind and result processing, the transaction's bookkeeping) and the
+    BEGIN and COMMIT round trips cost more of the API's CPU than the SQL itself (issue 12): the
+    device upsert and the insert of its new subscriptions are one data-modifying CTE, sent as
+    text to psycopg (prepared by it after a few executions) in autocommit, which is atomic.
+
+    The quiet-hours rule is in the statement: a known device's update is skipped when the
+    result would have quiet hours and no zone, and the statement then returns no row (and
+    inserts no subscription), so nothing is written and :class:`QuietHoursNeedAZone` raised, as
+    when :func:`subscribe` rolls back. A request whose new device would break the rule (quiet
+    hours without a zone, relying on the stored one) returns None: only a transaction can try
+    it and roll the insert back, and the caller takes :func:`subscribe`'s path.
+    """
+    topic_ids = resolve_topics(engine, topics)
+    columns = preference_columns(preferences)
+    quiet_start = columns.get("quiet_start", _FRESH_DEVICE["quiet_start"])
+    if quiet_start is not None and columns.get("timezone", _FRESH_DEVICE["timezone"]) is None:
+        return None
+    now = utcnow()
+    # Only the columns the request names are parameters; the others are the statement's own.
+    values = {
+        **columns,
+        "app": app,
+        "token": token,
+        "platform": Platform(platform).value,
+        "now": now,
+        "topic_ids": list(topic_ids.values()),
+    }
+    mode = columns.get("quiet_mode")
+    if mode is not None:
+        values["quiet_mode"] = QuietMode(str(mode)).value
+    statement = _subscribe_statement(tuple(sorted(columns)))
+    found = _execute_alone(engine, statement, values)
+    if found is None:
+        raise QuietHoursNeedAZone()
+    device = _DeviceRow._make(found)._replace(
+        platform=Platform(found[1]),
+        created_at=found[5].astimezone(UTC),
+        last_seen_at=found[6].astimezone(UTC),
+        quiet_mode=None if found[9] is None else QuietMode(found[9]),
+    )
+    followed = set(device.followed.split(",")) if device.followed else set()
+    return _profile(device, sorted(followed | topic_ids.keys())), device.created_at == now
+
+
+def _execute_alone(engine: Engine, statement: str, parameters: dict[str, Any]) -> Any:
+    """Run one statement in autocommit on a pooled psycopg connection; its first row or None.
+
+    Straight on the driver's cursor, as SQLAlchemy would, minus its per-execution work: the
+    engine's ``before_cursor_execute`` listeners still see it (statement counts in tests and
+    benchmarks), a driver error is raised as SQLAlchemy's (so a database that went away is a
+    503, as on every other route) without its parameters (a token), and a connection the error
+    broke is invalidated with every pooled connection older than it, instead of going back to
+    the pool.
+    """
+    with engine.connect() as connection:
+        driver: Any = connection.connection.driver_connection
+        try:
+            driver.autocommit = True
+            try:
+                with driver.cursor() as cursor:
+                    listeners = connection.dispatch.before_cursor_execute
+                    if listeners:
+                        listeners(connection, cursor, statement, parameters, None, False)
+                    cursor.execute(statement, parameters)
+                    return cursor.fetchone()
+            finally:
+                if not driver.broken and not driver.closed:
+                    driver.autocommit = False
+        except engine.dialect.loaded_dbapi.Error as exc:
+            broken = bool(driver.broken or driver.closed)
+            if broken:
+                # What SQLAlchemy's own disconnect handling does on every other route: a server
+                # that went away broke every pooled connection made before this one, so all of
+                # them are replaced at their next checkout, not only this one (one 503 per
+                # restart, not one per pooled connection). ``Pool._invalidate`` is the call it
+                # makes there; it also invalidates this connection.
+                engine.pool._invalidate(connection.connection, exc)
+            raise DBAPIError.instance(
+                statement,
+                None,
+                exc,
+                engine.dialect.loaded_dbapi.Error,
+                hide_parameters=True,
+                connection_invalidated=broken,
+                dialect=engine.dialect,
+            ) from exc
+
+
+# The columns of ``_DeviceRow`` but ``followed``, as the statement returns them.
+_RETURNED = _DeviceRow._fields[:-1]
+_INSERTED = (
+    "app",
+    "token",
+    "platform",
+    "state",
+    "locale",
+    "timezone",
+    "quiet_start",
+    "quiet_end",
+    "quiet_mode",
+    "max_per_day",
+    "urgent_overrides",
+)
+
+
+# The inserted columns every request gives; a new device's state is always active.
+_GIVEN = frozenset({"app", "token", "platform"})
+
+
+def _literal(name: str) -> str:
+    """A new device's column the request does not give, as SQL (its value in ``_FRESH_DEVICE``)."""
+    if name == "state":
+        return f"'{DeviceState.ACTIVE.value}'"
+    value = _FRESH_DEVICE[name]
+    if value is None:
+        return "NULL"
+    if value is True:
+        return "true"
+    raise ValueError(f"no literal for {name}: {value!r}")
+
+
+@functools.cache
+def _subscribe_statement(updated: tuple[str, ...]) -> str:
+    """The one-statement subscribe for the preference columns a request names (PostgreSQL).
+
+    The device upsert is :func:`_device_upsert`'s, with the quiet-hours rule as the conflict
+    update's condition (on the row as it would be); ``followed`` is read in the statement's
+    snapshot, before its own insert of the subscriptions. Parameters: the device's columns,
+    ``now`` and ``topic_ids``.
+    """
+
+    def after(name: str) -> str:
+        return f"excluded.{name}" if name in updated else f"d.{name}"
+
+    # A new device's columns: the request's, or the defaults as literals (fewer parameters to
+    # send, for the common request that names no preference).
+    inserted = [
+        f"%({name})s" if name in updated or name in _GIVEN else _literal(name) for name in _INSERTED
+    ]
+    refreshed = ["platform", "last_seen_at", "state", *updated]
+    sets = ", ".join(
+        [f"{name} = excluded.{name}" for name in refreshed]
+        + ["dead_reason = NULL", "dead_at = NULL"]
+    )
+    returned = ", ".join(f"d.{name}" for name in _RETURNED)
+    # Only column names of this module's own go into the text; every value is a parameter.
+    return (
+        "WITH device AS ("  # noqa: S608
+        f"INSERT INTO devices AS d ({', '.join(_INSERTED)}, created_at, last_seen_at) "
+        f"VALUES ({', '.join(inserted)}, %(now)s, %(now)s) "
+        f"ON CONFLICT (app, token) DO UPDATE SET {sets} "
+        f"WHERE {after('quiet_start')} IS NULL OR {after('timezone')} IS NOT NULL "
+        f"RETURNING {returned}, "
+        "(SELECT string_agg(t.slug, ',') FROM subscriptions s JOIN topics t ON t.id = s.topic_id "
+        "WHERE s.device_id = d.id) AS followed"
+        "), added AS ("
+        "INSERT INTO subscriptions (topic_id, device_id, created_at) "
+        "SELECT t.id, device.id, %(now)s FROM device "
+        "JOIN topics t ON t.id = ANY(%(topic_ids)s::integer[]) "
+        "ON CONFLICT DO NOTHING"
+        f") SELECT {', '.join(_DeviceRow._fields)} FROM device"
+    )
 
 
 def _dialect_of(session: Session | Connection) -> str:

@@ -88,13 +88,23 @@ _cache: weakref.WeakKeyDictionary[Engine, tuple[float, dict[str, int]]] = (
 )
 
 
-def active_topics(session: Session | Connection) -> dict[str, int]:
-    """Slug -> id of every topic readers may subscribe to (cached per engine, 30 s)."""
-    key = session.engine if isinstance(session, Connection) else session.get_bind().engine
+def active_topics(session: Session | Connection | Engine) -> dict[str, int]:
+    """Slug -> id of every topic readers may subscribe to (cached per engine, 30 s).
+
+    Given an engine, a miss reads on a connection of its own.
+    """
+    if isinstance(session, Engine):
+        key = session
+    else:
+        key = session.engine if isinstance(session, Connection) else session.get_bind().engine
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < _CACHE_SECONDS:
         return hit[1]
-    rows = session.execute(select(Topic.slug, Topic.id).where(Topic.active.is_(True)))
-    topics = {slug: topic_id for slug, topic_id in rows}
+    query = select(Topic.slug, Topic.id).where(Topic.active.is_(True))
+    if isinstance(session, Engine):
+        with session.connect() as connection:
+            topics = {slug: topic_id for slug, topic_id in connection.execute(query)}
+    else:
+        topics = {slug: topic_id for slug, topic_id in session.execute(query)}
     _cache[key] = (time.monotonic(), topics)
     return topics
