@@ -254,8 +254,8 @@ def _plan_in_one_statement(
         apps = sorted(alert.apps)
     test_key = None
     if alert.test_only:
-        creator = alert.created_by
-        test_key = int(creator) if creator is not None and creator.isdigit() else -1
+        editor = _test_key(alert)
+        test_key = -1 if editor is None else editor  # -1: no key has it, no test devices
     for _ in range(MAX_EMPTY_PAGES):
         outcome = plan_page_in_one_statement(
             session,
@@ -351,14 +351,21 @@ def _add_pending(
     )
 
 
+def _test_key(alert: Alert) -> int | None:
+    """The id of the API key that made a test send (``created_by``), or None if there is none."""
+    creator = alert.created_by
+    return int(creator) if creator is not None and creator.isdigit() else None
+
+
 def _test_audience(session: Session, alert: Alert, after: int) -> list[int]:
     """An editor's test send goes only to the test devices registered to the editor's key."""
-    if alert.created_by is None or not alert.created_by.isdigit():
+    key = _test_key(alert)
+    if key is None:
         return []
     return list(
         session.scalars(
             select(TestDevice.device_id)
-            .where(TestDevice.api_key_id == int(alert.created_by), TestDevice.device_id > after)
+            .where(TestDevice.api_key_id == key, TestDevice.device_id > after)
             .order_by(TestDevice.device_id)
             .limit(PAGE_SIZE)
         )

@@ -288,11 +288,12 @@ def _subscribe_alone(
     found = _execute_alone(engine, statement, values)
     if found is None:
         raise QuietHoursNeedAZone()
-    device = _DeviceRow._make(found)._replace(
-        platform=Platform(found[1]),
-        created_at=found[5].astimezone(UTC),
-        last_seen_at=found[6].astimezone(UTC),
-        quiet_mode=None if found[9] is None else QuietMode(found[9]),
+    row = _DeviceRow._make(found)
+    device = row._replace(
+        platform=Platform(row.platform),
+        created_at=row.created_at.astimezone(UTC),
+        last_seen_at=row.last_seen_at.astimezone(UTC),
+        quiet_mode=None if row.quiet_mode is None else QuietMode(row.quiet_mode),
     )
     followed = set(device.followed.split(",")) if device.followed else set()
     return _profile(device, sorted(followed | topic_ids.keys())), device.created_at == now
